@@ -1,0 +1,20 @@
+"""The domain: GF(p), the task setting, k-shot prompts and the reference solvers.
+
+`algos` depends only on numpy, galois and sympy; it never imports torch, `model`
+or `compare` (a test enforces it).
+"""
+from algos.field import check_prime, gf, inverse_table
+from algos.tasks import TaskSetting, task_labels
+from algos.prompts import authors_sequence, random_sequences, query_grid, make_examples
+
+__all__ = [
+    "check_prime",
+    "gf",
+    "inverse_table",
+    "TaskSetting",
+    "task_labels",
+    "authors_sequence",
+    "random_sequences",
+    "query_grid",
+    "make_examples",
+]

@@ -1,0 +1,76 @@
+"""The ``compare`` console script: one parser, one sub-command module per command.
+
+Every command module exposes ``add_parser(subparsers)`` (which sets ``func``) and a
+handler ``func(args) -> int``. Bad input of any kind ends as one line on stderr and exit
+code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+# Command modules, in the order they appear in --help.
+_COMMANDS = (
+    "compare.cmd_run",
+    "compare.cmd_report",
+    "compare.cmd_tasks",
+    "compare.cmd_train",
+    "compare.cmd_sweep",
+    "compare.cmd_import",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        from compare.errors import UsageError
+
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = _Parser(prog="compare", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # command not built yet
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
+    from compare.errors import UsageError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        args.argv = argv
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, OSError) as exc:
+        print(f"compare: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("compare: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{text}: {exc.filename}"
+    return " ".join(text.split())
