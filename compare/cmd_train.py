@@ -1,0 +1,87 @@
+"""``compare train``: train a model from a preset, with optional overrides; resumes from last.pt."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from model.config import PRESETS, get_preset, with_overrides
+
+__all__ = ["add_parser", "spec_from_args"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a transformer (presets: " + ", ".join(PRESETS) + ")")
+    p.add_argument("--preset", default="smoke", help="named configuration (default: smoke)")
+    p.add_argument("--out", required=True, help="run folder (last.pt, best.pt, final.pt, metrics.jsonl, curves.png)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("task setting overrides")
+    g.add_argument("--p", type=int)
+    g.add_argument("--base-tasks", type=int, dest="n_base_tasks")
+    g.add_argument("--random-tasks", type=int, dest="n_random_tasks")
+    g.add_argument("--alpha", type=float)
+    g.add_argument("--task-seed", type=int)
+    g.add_argument("--split-seed", type=int)
+    g.add_argument("--convention", choices=["authors", "native"])
+    m = p.add_argument_group("model overrides")
+    m.add_argument("--d-model", type=int)
+    m.add_argument("--n-head", type=int)
+    m.add_argument("--n-layer", type=int)
+    m.add_argument("--n-examples", type=int, help="examples per training sequence")
+    t = p.add_argument_group("training overrides")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--warmup-steps", type=int)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--eval-every", type=int)
+    t.add_argument("--eval-sequences", type=int)
+    t.add_argument("--save-every", type=int)
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    t.add_argument("--compile", action="store_true", default=None)
+    t.add_argument("--threads", type=int)
+    p.set_defaults(func=run)
+
+
+def spec_from_args(args: argparse.Namespace):
+    """The RunSpec a `compare train` invocation describes."""
+    from model.train import RunSpec
+
+    preset = get_preset(args.preset)
+    setting = with_overrides(
+        preset.setting, p=args.p, n_base_tasks=args.n_base_tasks, n_random_tasks=args.n_random_tasks,
+        alpha=args.alpha, task_seed=args.task_seed, split_seed=args.split_seed, convention=args.convention,
+    )
+    p = setting.p
+    model = with_overrides(
+        preset.model, p=p, vocab_size=max(p, preset.model.vocab_size) if args.p is None else p,
+        d_model=args.d_model, n_head=args.n_head, n_layer=args.n_layer, n_examples=args.n_examples,
+    )
+    train = with_overrides(
+        preset.train, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay, seed=args.seed, eval_every=args.eval_every,
+        eval_sequences=args.eval_sequences, save_every=args.save_every, precision=args.precision,
+        compile=args.compile, threads=args.threads,
+    )
+    argv = getattr(args, "argv", None) or sys.argv[1:]
+    return RunSpec(
+        model=model, train=train, setting=setting, out_dir=Path(args.out), device=args.device,
+        resume=not args.no_resume, progress=not args.no_progress,
+        command="compare " + shlex.join(argv), preset=preset.name,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from model.train import train
+
+    spec = spec_from_args(args)
+    ck = train(spec)
+    if ck is not None:
+        acc = ck.meta.get("final_accuracy", {})
+        print(f"wrote {spec.out_dir}/final.pt (step {ck.step}); accuracy: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+    return 0

@@ -1,0 +1,230 @@
+"""Self-describing checkpoints: one ``.pt`` file that rebuilds the model and its task setting.
+
+The file is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(..., weights_only=True)`` and never runs code from the file:
+
+    kind            "icl-modgrok-checkpoint"
+    format_version  int (this module writes FORMAT_VERSION)
+    model_config    ModelConfig as a dict
+    train_config    TrainConfig as a dict
+    setting_config  SettingConfig as a dict (how the setting was drawn)
+    task_setting    TaskSetting.to_dict() (the setting itself, with its fingerprint)
+    step            int
+    history         list of metric dicts (one per evaluation)
+    meta            dict: command, wall-clock seconds, versions, final accuracies, ...
+    state_dict      model weights
+    trainer         (optional) optimizer and progress state for exact resumption
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from algos.tasks import TaskSetting
+from model.config import ModelConfig, SettingConfig, TrainConfig, config_from_dict, to_dict
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KIND",
+    "Checkpoint",
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "bundled_dir",
+    "atomic_torch_save",
+]
+
+FORMAT_VERSION = 1
+KIND = "icl-modgrok-checkpoint"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, foreign or unsafe."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: configs, task setting, weights and provenance."""
+
+    path: Path | None
+    model_config: ModelConfig
+    train_config: TrainConfig
+    setting: TaskSetting
+    state_dict: dict[str, torch.Tensor]
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    setting_config: SettingConfig | None = None
+    trainer: dict[str, Any] | None = None
+    sha256: str = ""
+
+    @property
+    def max_k(self) -> int:
+        """Largest number of in-context examples before a query the model was trained on."""
+        return self.model_config.n_examples - 1
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path is not None else "checkpoint"
+
+    def build_model(self, device: str | torch.device = "cpu"):
+        """The GPT with these weights, in eval mode."""
+        from model.gpt import GPT
+
+        net = GPT(self.model_config)
+        try:
+            net.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"{self.path}: weights do not fit the stored model config ({first})") from None
+        return net.to(device).eval()
+
+
+def bundled_dir() -> Path:
+    """Folder of the checkpoints shipped with the package (``d2.pt``, ``d4.pt``)."""
+    return Path(__file__).resolve().parent / "bundled"
+
+
+def resolve_checkpoint(spec: str | os.PathLike) -> Path:
+    """A path to an existing file, or a bundled checkpoint of that name (``d4.pt``)."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path}: not a file")
+    bundled = bundled_dir() / path.name
+    if path.parent == Path(".") and bundled.is_file():
+        return bundled
+    known = sorted(p.name for p in bundled_dir().glob("*.pt"))
+    hint = f" (bundled: {', '.join(known)})" if known else ""
+    raise CheckpointError(f"{path}: checkpoint not found{hint}")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    setting: TaskSetting,
+    state_dict: dict[str, torch.Tensor],
+    step: int = 0,
+    history: list[dict] | None = None,
+    meta: dict[str, Any] | None = None,
+    setting_config: SettingConfig | None = None,
+    trainer: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary file, then rename)."""
+    blob = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "model_config": to_dict(model_config),
+        "train_config": to_dict(train_config),
+        "setting_config": to_dict(setting_config) if setting_config is not None else None,
+        "task_setting": setting.to_dict(),
+        "step": int(step),
+        "history": _plain(list(history or [])),
+        "meta": _plain(dict(meta or {})),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+    }
+    if trainer is not None:
+        blob["trainer"] = trainer
+    return atomic_torch_save(blob, path)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON round trip: only plain types go into a file that must load with weights_only."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Checkpoint:
+    """Load and validate a checkpoint; every failure is a :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    data = path.read_bytes()
+    if not data:
+        raise CheckpointError(f"{path}: file is empty")
+    try:
+        import io
+
+        blob = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
+        if "weights_only" in str(exc) or "Unsupported" in str(exc) or "global" in str(exc).lower():
+            raise CheckpointError(
+                f"{path}: refused to load: the file contains code or objects that a safe (weights_only) "
+                "load does not allow"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file: {reason[:160]})") from None
+    return _from_blob(blob, path, hashlib.sha256(data).hexdigest())
+
+
+def _from_blob(blob: Any, path: Path, sha: str) -> Checkpoint:
+    if not isinstance(blob, dict) or blob.get("kind") != KIND:
+        if isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
+            raise CheckpointError(
+                f"{path}: a bare state dict, not an icl-modgrok checkpoint "
+                "(for the paper's released .pth files use `compare import-authors`)"
+            )
+        raise CheckpointError(f"{path}: not an icl-modgrok checkpoint")
+    version = blob.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: checkpoint has no format version")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} is newer than this version supports ({FORMAT_VERSION}); upgrade icl-modgrok"
+        )
+    try:
+        model_config = config_from_dict(ModelConfig, blob["model_config"])
+        train_config = config_from_dict(TrainConfig, blob["train_config"])
+        setting = TaskSetting.from_dict(blob["task_setting"])
+        sc = blob.get("setting_config")
+        setting_config = config_from_dict(SettingConfig, sc) if sc else None
+        state_dict = blob["state_dict"]
+        if not isinstance(state_dict, dict):
+            raise ValueError("state_dict is not a dict")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: malformed checkpoint ({exc})") from None
+    if model_config.p != setting.p:
+        raise CheckpointError(f"{path}: model p={model_config.p} but task setting p={setting.p}")
+    return Checkpoint(
+        path=path,
+        model_config=model_config,
+        train_config=train_config,
+        setting=setting,
+        state_dict=state_dict,
+        step=int(blob.get("step", 0)),
+        history=list(blob.get("history", [])),
+        meta=dict(blob.get("meta", {})),
+        setting_config=setting_config,
+        trainer=blob.get("trainer"),
+        sha256=sha,
+    )

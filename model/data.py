@@ -1,0 +1,117 @@
+"""From a task setting to token batches and loss masks.
+
+A sequence is one task's examples laid out as tokens ``x1 y1 z1 x2 y2 z2 ...`` (one token
+per residue, no separators). The model predicts z_i from the position of y_i, so the
+target at position 3i+1 is z_i and every other position is masked (-100).
+
+Batches are a pure function of (seed, step): each step reseeds a generator, so resuming
+from a checkpoint replays exactly the data an uninterrupted run would have seen, and
+every data-parallel rank can build the same global batch and keep its own slice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from algos.tasks import TaskSetting
+
+__all__ = ["encode", "loss_targets", "sample_examples", "TrainBatches", "eval_batches"]
+
+IGNORE = -100
+
+
+def encode(examples: torch.Tensor) -> torch.Tensor:
+    """examples (B, n, 3) holding x, y, z -> tokens (B, 3n)."""
+    return examples.reshape(examples.shape[0], -1)
+
+
+def loss_targets(examples: torch.Tensor) -> torch.Tensor:
+    """examples (B, n, 3) -> targets (B, 3n): z_i at each y_i position, -100 elsewhere."""
+    B, n, _ = examples.shape
+    targets = torch.full((B, n, 3), IGNORE, dtype=torch.long, device=examples.device)
+    targets[:, :, 1] = examples[:, :, 2]
+    return targets.reshape(B, 3 * n)
+
+
+def sample_examples(
+    p: int,
+    tasks: torch.Tensor,
+    inputs: torch.Tensor,
+    per_task: int,
+    n_examples: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Draw ``per_task`` sequences of ``n_examples`` inputs for every task.
+
+    tasks (T, 2), inputs (m, 2) -> examples (T * per_task, n_examples, 3), task-major.
+    Inputs of one sequence are distinct when m >= n_examples (drawn with replacement
+    otherwise).
+    """
+    T, m = tasks.shape[0], inputs.shape[0]
+    B = T * per_task
+    if m >= n_examples:
+        pick = torch.rand(B, m, generator=generator).argsort(dim=1)[:, :n_examples]  # (B, n)
+    else:
+        pick = torch.randint(0, m, (B, n_examples), generator=generator)
+    xy = inputs[pick]  # (B, n, 2)
+    ab = tasks.repeat_interleave(per_task, dim=0)  # (B, 2)
+    z = (xy * ab[:, None, :]).sum(-1) % p  # (B, n)
+    return torch.cat([xy, z[..., None]], dim=-1)
+
+
+@dataclass
+class TrainBatches:
+    """Fresh training batches: the same number of sequences for every pre-training task."""
+
+    setting: TaskSetting
+    n_examples: int
+    batch_size: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        n_tasks = len(self.setting.pretrain_tasks)
+        if n_tasks == 0:
+            raise ValueError("the task setting has no pre-training tasks")
+        if self.batch_size % n_tasks:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of the {n_tasks} pre-training tasks "
+                "(each step holds the same number of sequences for every task)"
+            )
+        self.per_task = self.batch_size // n_tasks
+        self._tasks = torch.as_tensor(self.setting.pretrain_array)
+        self._inputs = torch.as_tensor(self.setting.train_inputs)
+
+    def batch(self, step: int, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global batch of ``step``, sliced for ``rank``: (idx (b, 3n), targets (b, 3n))."""
+        if self.batch_size % world:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by world size {world}")
+        g = torch.Generator().manual_seed(_mix(self.seed, step))
+        ex = sample_examples(self.setting.p, self._tasks, self._inputs, self.per_task, self.n_examples, g)
+        ex = ex[torch.randperm(ex.shape[0], generator=g)]  # mix tasks within the batch
+        local = self.batch_size // world
+        ex = ex[rank * local : (rank + 1) * local]
+        return encode(ex), loss_targets(ex)
+
+
+def eval_batches(setting: TaskSetting, n_examples: int, n_sequences: int, seed: int) -> dict[str, torch.Tensor]:
+    """Fixed evaluation examples for the paper's four sets: name -> examples (N, n, 3).
+
+    Each sequence uses one task and inputs from that set's side of the split only.
+    """
+    out = {}
+    for i, (name, (tasks, inputs)) in enumerate(setting.evaluation_sets().items()):
+        if len(tasks) == 0 or len(inputs) == 0:
+            continue
+        per_task = max(1, n_sequences // len(tasks))
+        g = torch.Generator().manual_seed(_mix(seed, 1_000_000_007 + i))
+        out[name] = sample_examples(
+            setting.p, torch.as_tensor(tasks), torch.as_tensor(inputs), per_task, n_examples, g
+        )
+    return out
+
+
+def _mix(seed: int, step: int) -> int:
+    """A 63-bit seed from (seed, step), stable across platforms."""
+    return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1, dtype=np.uint64)[0] >> 1)

@@ -1,0 +1,130 @@
+"""The transformer behind the predictor interface of ``algos.solvers.base``.
+
+``predict_grid`` is the fast path the comparison engine uses: for each k-shot prefix it
+runs the 3k prefix tokens once and keeps their keys and values (a KV cache); it then
+runs each distinct query x token once against that cache, and finally every (x, y)
+query's y token against the prefix, its x token and itself. A query thus costs one token
+instead of 3k + 2, and the answer equals full recomputation up to float rounding (a test
+checks it). The prediction is the arg-max over the p residue tokens and the distribution
+is the softmax over those same tokens.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from algos.prompts import check_examples
+from algos.solvers.base import Prediction, Predictor
+from model.checkpoint import Checkpoint
+from model.device import autocast, pick_device
+from model.gpt import GPT
+
+__all__ = ["ModelPredictor"]
+
+
+class ModelPredictor(Predictor):
+    """Predictions of a trained checkpoint. ``batch_prefixes`` bounds memory per call."""
+
+    name = "model"
+    gives_distribution = True
+
+    def __init__(self, ckpt: Checkpoint, device: str = "auto", batch_prefixes: int = 64, precision: str = "fp32") -> None:
+        super().__init__(ckpt.model_config.p)
+        self.ckpt = ckpt
+        self.device = pick_device(device)
+        self.net: GPT = ckpt.build_model(self.device)
+        self.batch_prefixes = int(batch_prefixes)
+        self.precision = precision
+        self.max_k = ckpt.max_k
+
+    # ------------------------------------------------------------------ interface
+    def predict(self, examples: np.ndarray, queries: np.ndarray) -> Prediction:
+        """Full recomputation: examples (n, k, 3), queries (n, 2) -> pred (n,), probs (n, p)."""
+        ex, q = check_examples(self.p, examples, queries)
+        self._check_k(ex.shape[1])
+        if q.shape[0] != ex.shape[0]:
+            raise ValueError(f"queries: expected {ex.shape[0]} rows to match examples, got {q.shape[0]}")
+        out = []
+        for start in range(0, ex.shape[0], 4096):
+            tokens = np.concatenate([ex[start : start + 4096].reshape(-1, ex.shape[1] * 3), q[start : start + 4096]], axis=1)
+            idx = torch.as_tensor(tokens, device=self.device)
+            with torch.no_grad(), autocast(self.device, self.precision):
+                logits, _ = self.net(idx)
+            out.append(F.softmax(logits[:, -1, : self.p].float(), dim=-1).cpu())
+        probs = torch.cat(out).numpy().astype(np.float32)
+        return Prediction(probs.argmax(-1).astype(np.int64), probs)
+
+    def predict_grid(self, examples: np.ndarray, queries: np.ndarray) -> Prediction:
+        """Prefix reuse: examples (n, k, 3), queries (q, 2) -> pred (n, q), probs (n, q, p)."""
+        ex, q = check_examples(self.p, examples, queries)
+        self._check_k(ex.shape[1])
+        probs = np.empty((ex.shape[0], q.shape[0], self.p), dtype=np.float32)
+        for start in range(0, ex.shape[0], self.batch_prefixes):
+            chunk = ex[start : start + self.batch_prefixes]
+            probs[start : start + len(chunk)] = self._grid_chunk(chunk, q)
+        return Prediction(probs.argmax(-1).astype(np.int64), probs)
+
+    # ------------------------------------------------------------------ internals
+    def _check_k(self, k: int) -> None:
+        if k > self.max_k:
+            raise ValueError(
+                f"k = {k} exceeds what this checkpoint supports (at most {self.max_k}: it was trained on "
+                f"{self.ckpt.model_config.n_examples} examples a sequence)"
+            )
+
+    @torch.no_grad()
+    def _grid_chunk(self, ex: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """ex (B, k, 3), queries (q, 2) -> probs (B, q, p)."""
+        net, dev = self.net, self.device
+        B, k, _ = ex.shape
+        T0 = 3 * k
+        xs, x_of = np.unique(queries[:, 0], return_inverse=True)  # distinct x tokens; query -> its x
+        x_of = torch.as_tensor(x_of, device=dev)
+        with autocast(dev, self.precision):
+            # 1. the prefix, once: keys and values of every layer (B, H, T0, hd)
+            h = net.wte(torch.as_tensor(ex.reshape(B, T0), device=dev))
+            cache = []
+            for block in net.blocks:
+                qh, kh, vh = block.attn.project(block.ln_1(h), torch.arange(T0, device=dev))
+                z = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True)
+                h = h + block.attn.o(z.transpose(1, 2).reshape(B, T0, -1))
+                h = h + block.mlp(block.ln_2(h))
+                cache.append((kh, vh))
+            # 2. each distinct x token at position T0, against the prefix and itself
+            hx = net.wte(torch.as_tensor(xs, device=dev)).expand(B, -1, -1)  # (B, nx, C)
+            x_cache = []
+            for block, (kp, vp) in zip(net.blocks, cache):
+                qx, kx, vx = block.attn.project(block.ln_1(hx), torch.full((len(xs),), T0, device=dev))
+                z = _attend(qx, kp, vp, [kx], [vx])
+                hx = hx + block.attn.o(z.transpose(1, 2).reshape(B, len(xs), -1))
+                hx = hx + block.mlp(block.ln_2(hx))
+                x_cache.append((kx, vx))
+            # 3. every query's y token at T0 + 1, against prefix, its x token and itself
+            hy = net.wte(torch.as_tensor(queries[:, 1], device=dev)).expand(B, -1, -1)  # (B, q, C)
+            nq = queries.shape[0]
+            for block, (kp, vp), (kx, vx) in zip(net.blocks, cache, x_cache):
+                qy, ky, vy = block.attn.project(block.ln_1(hy), torch.full((nq,), T0 + 1, device=dev))
+                z = _attend(qy, kp, vp, [kx[:, :, x_of], ky], [vx[:, :, x_of], vy])
+                hy = hy + block.attn.o(z.transpose(1, 2).reshape(B, nq, -1))
+                hy = hy + block.mlp(block.ln_2(hy))
+            logits = net.lm_head(net.ln_f(hy))[..., : self.p].float()  # (B, q, p)
+        return F.softmax(logits, dim=-1).cpu().numpy()
+
+
+def _attend(q: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor, ks: list[torch.Tensor], vs: list[torch.Tensor]) -> torch.Tensor:
+    """Attention of each query row to a shared prefix plus its own extra keys.
+
+    q (B, H, M, hd); shared prefix kp, vp (B, H, T0, hd); extra ks[i], vs[i] (B, H, M, hd),
+    one key per query row. Returns (B, H, M, hd).
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = [q @ kp.transpose(-2, -1)] + [(q * k).sum(-1, keepdim=True) for k in ks]  # (B,H,M,T0), (B,H,M,1)...
+    w = torch.cat(scores, dim=-1).mul(scale).softmax(-1)
+    T0 = kp.shape[2]
+    out = w[..., :T0] @ vp
+    for i, v in enumerate(vs):
+        out = out + w[..., T0 + i : T0 + i + 1] * v
+    return out

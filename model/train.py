@@ -1,0 +1,247 @@
+"""Training: AdamW with warm-up + cosine, periodic evaluation on the four sets, checkpoints.
+
+One run writes to one folder:
+
+    last.pt         newest state, with optimizer and progress (resume continues from it)
+    best.pt         best o.o.d.-test accuracy so far (early stopping for the transient phase)
+    metrics.jsonl   one JSON object per evaluation
+    curves.png      learning curves of the four sets
+
+Resuming replays exactly what an uninterrupted run would do: batches are a pure
+function of (seed, step), and the optimizer state and schedule position come from
+``last.pt``. Under ``torchrun`` every rank builds the same global batch and trains on
+its slice; gradients are averaged, so the result matches one process.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from algos.tasks import TaskSetting
+from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from model.config import ModelConfig, SettingConfig, TrainConfig
+from model.data import TrainBatches, eval_batches, encode, loss_targets
+from model.device import DistInfo, autocast, init_distributed, maybe_compile, shutdown_distributed
+from model.gpt import GPT
+
+__all__ = ["lr_at", "evaluate", "RunSpec", "train"]
+
+EVAL_SETS = ("id_train", "id_test", "ood_train", "ood_test")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at ``step``: linear warm-up from warmup_start*lr, then cosine to final_lr_frac*lr."""
+    lr = cfg.lr
+    if step < cfg.warmup_steps:
+        frac = step / max(1, cfg.warmup_steps)
+        return lr * (cfg.warmup_start + (1.0 - cfg.warmup_start) * frac)
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return lr * (cfg.final_lr_frac + (1.0 - cfg.final_lr_frac) * cosine)
+
+
+@torch.no_grad()
+def evaluate(
+    net: torch.nn.Module,
+    sets: dict[str, torch.Tensor],
+    p: int,
+    device: torch.device,
+    precision: str = "auto",
+    chunk: int = 512,
+) -> dict[str, Any]:
+    """Loss and accuracy (all shots, last shot, per shot) on each set of examples (N, n, 3).
+
+    Accuracy is the arg-max over the p residue tokens at each y position.
+    """
+    net.eval()
+    out: dict[str, Any] = {}
+    for name, examples in sets.items():
+        losses, correct = [], []
+        for start in range(0, examples.shape[0], chunk):
+            ex = examples[start : start + chunk].to(device)
+            idx = encode(ex)
+            with autocast(device, precision):
+                logits, _ = net(idx)
+            logits = logits.float()[:, 1::3, :p]  # (b, n, p) at the y positions
+            z = ex[:, :, 2]
+            losses.append(F.cross_entropy(logits.flatten(0, 1), z.flatten(), reduction="none").view_as(z).cpu())
+            correct.append((logits.argmax(-1) == z).float().cpu())
+        loss, acc = torch.cat(losses), torch.cat(correct)  # (N, n)
+        per_shot = acc.mean(0)
+        out[name] = {
+            "loss": float(loss.mean()),
+            "acc": float(acc.mean()),
+            "acc_last": float(per_shot[-1]),
+            "per_shot": [round(float(a), 4) for a in per_shot],
+        }
+    net.train()
+    return out
+
+
+@dataclass
+class RunSpec:
+    """Everything a run needs: the three configs, where to write, how to report."""
+
+    model: ModelConfig
+    train: TrainConfig
+    setting: SettingConfig
+    out_dir: Path
+    device: str = "auto"
+    resume: bool = True
+    progress: bool = True
+    command: str = ""
+    preset: str = ""
+
+
+def train(spec: RunSpec) -> Checkpoint | None:
+    """Run (or resume) training; returns the final checkpoint on the main rank."""
+    dist_info, device = init_distributed(spec.device)
+    try:
+        return _train(spec, dist_info, device)
+    finally:
+        shutdown_distributed()
+
+
+def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | None:
+    cfg, mcfg = spec.train, spec.model
+    out = Path(spec.out_dir)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    if cfg.threads and device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    setting = spec.setting.build()
+    if mcfg.p != setting.p:
+        raise ValueError(f"model p={mcfg.p} differs from the task setting's p={setting.p}")
+
+    torch.manual_seed(cfg.seed)
+    net = GPT(mcfg).to(device)
+    opt = torch.optim.AdamW(
+        net.param_groups(cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+        fused=device.type == "cuda",
+    )
+    step, history, wall, best = 0, [], 0.0, -1.0
+    last = out / "last.pt"
+    if spec.resume and last.exists():
+        ck = load_checkpoint(last)
+        if ck.setting.fingerprint() != setting.fingerprint():
+            raise ValueError(f"{last}: task setting differs from this run's; use another --out or --no-resume")
+        if ck.model_config != mcfg:
+            raise ValueError(f"{last}: model config differs from this run's; use another --out or --no-resume")
+        net.load_state_dict(ck.state_dict)
+        if ck.trainer is None:
+            raise ValueError(f"{last}: no trainer state to resume from")
+        opt.load_state_dict(ck.trainer["optimizer"])
+        step, history = ck.step, ck.history
+        wall = float(ck.meta.get("wall_clock_seconds", 0.0))
+        best = float(ck.trainer.get("best_ood_test", -1.0))
+        if info.is_main:
+            print(f"resuming {last} at step {step}", file=sys.stderr)
+
+    model = net
+    if info.active:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    model = maybe_compile(model, cfg.compile)
+    batches = TrainBatches(setting, mcfg.n_examples, cfg.batch_size, cfg.seed)
+    evals = eval_batches(setting, mcfg.n_examples, cfg.eval_sequences, cfg.seed)
+
+    meta_base = {
+        "command": spec.command,
+        "preset": spec.preset,
+        "seed": cfg.seed,
+        "torch": str(torch.__version__),
+        "device": str(device),
+        "world_size": info.world,
+    }
+
+    def snapshot(path: Path, with_trainer: bool, extra_meta: dict | None = None) -> None:
+        meta = {**meta_base, "wall_clock_seconds": round(wall, 1), **(extra_meta or {})}
+        if history:
+            meta["final_accuracy"] = {k: history[-1][k]["acc"] for k in EVAL_SETS if k in history[-1]}
+        trainer = {"optimizer": opt.state_dict(), "best_ood_test": best} if with_trainer else None
+        save_checkpoint(path, mcfg, cfg, setting, net.state_dict(), step=step, history=history,
+                        meta=meta, setting_config=spec.setting, trainer=trainer)
+
+    bar = None
+    if info.is_main and spec.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    net.train()
+    t0 = time.perf_counter()
+    while step < cfg.steps:
+        lr = lr_at(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx, tgt = batches.batch(step, info.rank, info.world)
+        idx, tgt = idx.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
+        with autocast(device, cfg.precision):
+            _, loss = model(idx, tgt)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if bar is not None:
+            bar.update(1)
+        do_eval = step % cfg.eval_every == 0 or step == cfg.steps
+        if do_eval or step % cfg.save_every == 0:
+            wall += time.perf_counter() - t0
+            t0 = time.perf_counter()
+        if do_eval:
+            if info.is_main:
+                metrics = evaluate(net, evals, setting.p, device, cfg.precision)
+                record = {"step": step, "lr": lr, "train_loss": float(loss.detach()), "wall_clock_seconds": round(wall, 1), **metrics}
+                history.append(record)
+                _write_metrics(out, history)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", **{k.replace("_", ""): f"{metrics[k]['acc']:.2f}" for k in EVAL_SETS if k in metrics})
+                ood = metrics.get("ood_test", {}).get("acc", -1.0)
+                if ood > best:
+                    best = ood
+                    snapshot(out / "best.pt", with_trainer=False, extra_meta={"selected_by": "best ood_test acc"})
+            _barrier(info)
+        if (do_eval or step % cfg.save_every == 0) and info.is_main:
+            snapshot(last, with_trainer=True)
+    if bar is not None:
+        bar.close()
+    _barrier(info)
+    if info.is_main:
+        final = out / "final.pt"
+        snapshot(final, with_trainer=False)
+        return load_checkpoint(final)
+    return None
+
+
+def _barrier(info: DistInfo) -> None:
+    if info.active:
+        torch.distributed.barrier()
+
+
+def _write_metrics(out: Path, history: list[dict]) -> None:
+    """Rewrite metrics.jsonl and curves.png from the full history (atomic)."""
+    tmp = out / ".metrics.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+    os.replace(tmp, out / "metrics.jsonl")
+    try:
+        from model.curves import save_learning_curves
+
+        save_learning_curves(history, out / "curves.png")
+    except Exception as exc:  # a figure must never stop training
+        print(f"warning: could not draw learning curves: {exc}", file=sys.stderr)
