@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--stop-at", type=int, help="end this invocation at that step; rerun to resume from last.pt")
     g = p.add_argument_group("task setting overrides")
     g.add_argument("--p", type=int)
     g.add_argument("--base-tasks", type=int, dest="n_base_tasks")
@@ -71,7 +72,7 @@ def spec_from_args(args: argparse.Namespace):
     return RunSpec(
         model=model, train=train, setting=setting, out_dir=Path(args.out), device=args.device,
         resume=not args.no_resume, progress=not args.no_progress,
-        command="compare " + shlex.join(argv), preset=preset.name,
+        command="compare " + shlex.join(argv), preset=preset.name, stop_at=args.stop_at,
     )
 
 

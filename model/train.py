@@ -101,6 +101,7 @@ class RunSpec:
     progress: bool = True
     command: str = ""
     preset: str = ""
+    stop_at: int | None = None  # end this invocation at that step (last.pt kept for resuming)
 
 
 def train(spec: RunSpec) -> Checkpoint | None:
@@ -184,7 +185,8 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
     net.train()
     t0 = time.perf_counter()
-    while step < cfg.steps:
+    end = cfg.steps if spec.stop_at is None else min(cfg.steps, spec.stop_at)
+    while step < end:
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -222,6 +224,9 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
     if bar is not None:
         bar.close()
     _barrier(info)
+    if info.is_main and step < cfg.steps:
+        snapshot(last, with_trainer=True)
+        return load_checkpoint(last)
     if info.is_main:
         final = out / "final.pt"
         snapshot(final, with_trainer=False)
