@@ -1,0 +1,222 @@
+"""``compare run``: the model against every reference solver on k-shot grids, to a report folder.
+
+    compare run --ckpt d4.pt --k 1..8 [--tasks id|ood|all|"a,b;a,b"] [--sequences N]
+                [--seed S] [--out DIR] [--device auto|cpu|cuda] [--csv]
+
+Checks every input before the model runs (one line and exit code 2 on a bad one), runs
+the engine with a progress bar on stderr, and writes the run folder atomically (default
+``reports/<checkpoint name>/``).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from compare.errors import UsageError
+
+__all__ = ["add_parser", "run", "package_versions"]
+
+_PACKAGES = ("icl-modgrok", "numpy", "pandas", "pyarrow", "matplotlib", "torch", "galois", "tqdm")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="compare a checkpoint with the reference solvers on k-shot grids",
+        description="Run the model and every reference solver over the full grid of queries for each "
+        "task, example sequence and k; write cells.parquet, summary.csv, manifest.json, report.md/html "
+        "and figures to one folder.",
+    )
+    p.add_argument("--ckpt", required=True, help="checkpoint file, or a bundled name (d2.pt, d4.pt)")
+    p.add_argument("--k", required=True, metavar="SPEC", help="k values: 3, 1..8 or 1,2,4")
+    p.add_argument("--tasks", default="all", metavar="SPEC",
+                   help='id, ood, all (default) or an explicit list "a,b;a,b"')
+    p.add_argument("--sequences", type=int, default=0, metavar="N",
+                   help="random example sequences added after the authors' shared one (default 0)")
+    p.add_argument("--no-authors-sequence", action="store_true",
+                   help="leave out the authors' sequence (then --sequences must be >= 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random sequences and the bootstrap (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/<checkpoint name>/)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--csv", action="store_true", help="also write cells.csv")
+    p.add_argument("--solvers", metavar="NAMES", help="comma-separated reference solvers (default: all)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--batch-size", type=int, default=64, help="prefixes per model batch (default 64)")
+    p.add_argument("--grid-tasks", metavar="SPEC", help='tasks drawn as grid figures, "a,b;a,b" (default: 3 i.d. + 3 o.o.d.)')
+    p.add_argument("--grid-algorithms", metavar="NAMES",
+                   help="algorithms in the grid figures (default ratio_matching,modular_regression)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _names(spec: str | None, flag: str) -> list[str] | None:
+    if spec is None:
+        return None
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise UsageError(f"{flag}: no names in {spec!r}")
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    t_start = time.perf_counter()
+    from compare.grid import build_sequences, check_ks, parse_k, parse_task_list, select_tasks
+
+    # -- inputs that need no checkpoint
+    ks = parse_k(args.k)
+    explicit = args.tasks.strip().lower() not in ("id", "ood", "all")
+    if explicit:
+        parse_task_list(args.tasks)
+    grid_tasks = parse_task_list(args.grid_tasks) if args.grid_tasks else None
+    grid_algorithms = _names(args.grid_algorithms, "--grid-algorithms")
+    wanted = _names(args.solvers, "--solvers")
+    if args.sequences < 0:
+        raise UsageError(f"--sequences must be >= 0, got {args.sequences}")
+    if args.n_boot < 0:
+        raise UsageError(f"--n-boot must be >= 0, got {args.n_boot}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+
+    # -- the checkpoint and what depends on it
+    from algos.solvers import reference_solvers
+    from model.checkpoint import load_checkpoint, resolve_checkpoint
+
+    path = resolve_checkpoint(args.ckpt)
+    ckpt = load_checkpoint(path)
+    setting = ckpt.setting
+    p = setting.p
+    check_ks(ks, ckpt.max_k, p)
+    tasks = select_tasks(setting, args.tasks)
+    sequences = build_sequences(p, max(ks), args.sequences, args.seed, authors=not args.no_authors_sequence)
+    references = reference_solvers(setting)
+    if wanted is not None:
+        known = [r.name for r in references]
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise UsageError(f"--solvers: unknown solver {unknown[0]!r} (known: {', '.join(known)})")
+        references = [r for r in references if r.name in wanted]
+    if grid_algorithms is not None:
+        names = [r.name for r in references]
+        unknown = [a for a in grid_algorithms if a not in names]
+        if unknown:
+            raise UsageError(f"--grid-algorithms: {unknown[0]!r} is not among the solvers run ({', '.join(names)})")
+    if grid_tasks is not None:
+        run_tasks = {tuple(t) for t in tasks.tolist()}
+        missing = [t for t in grid_tasks if t not in run_tasks]
+        if missing:
+            raise UsageError(f"--grid-tasks: task ({missing[0][0]},{missing[0][1]}) is not among the tasks run")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    subject = _model_predictor(ckpt, args.device, args.batch_size)
+    out = Path(args.out) if args.out else Path("reports") / ckpt.name
+
+    # -- run and write, all or nothing
+    from tqdm import tqdm
+
+    from compare import report
+    from compare.engine import PROB_FLOOR, run_comparison
+    from compare.summary import compute_all
+
+    total = len(tasks) * len(sequences) * len(ks)
+    with report.atomic_output_dir(out) as tmp:
+        t0 = time.perf_counter()
+        with tqdm(total=total, unit="prefix", desc="compare run", file=sys.stderr, disable=args.quiet,
+                  dynamic_ncols=True, leave=False) as bar:
+            result = run_comparison(setting, tasks, sequences, ks, subject, references, progress=bar.update)
+        t_engine = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tables = compute_all(result.cells, p, result.subject, list(result.references), n_boot=args.n_boot, seed=args.seed)
+        t_summary = time.perf_counter() - t0
+        manifest = {
+            "tool": "compare run",
+            "format": 1,
+            "argv": list(getattr(args, "argv", sys.argv[1:])),
+            "versions": package_versions(),
+            "checkpoint": {
+                "spec": args.ckpt,
+                "path": str(path.resolve()),
+                "name": ckpt.name,
+                "sha256": ckpt.sha256,
+                "step": ckpt.step,
+                "max_k": ckpt.max_k,
+            },
+            "setting_fingerprint": setting.fingerprint(),
+            "p": p,
+            "pretrain_tasks": [list(t) for t in setting.pretrain_tasks],
+            "ood_tasks": [list(t) for t in setting.ood_tasks],
+            "setting": setting.to_dict(),
+            "ks": list(ks),
+            "tasks_spec": args.tasks,
+            "n_tasks": int(len(tasks)),
+            "sequences": sequences.tolist(),
+            "sequences_note": _sequences_note(args),
+            "seed": args.seed,
+            "n_boot": args.n_boot,
+            "subject": result.subject,
+            "references": list(result.references),
+            "distribution_references": list(result.distributions),
+            "prob_floor": PROB_FLOOR,
+            "device": str(subject.device),
+            "n_cells": int(len(result.cells)),
+        }
+        t0 = time.perf_counter()
+        report.write_cells(tmp, result.cells, csv=args.csv)
+        figures = report.write_report(tmp, result.cells, manifest, tables, grid_tasks=grid_tasks,
+                                      grid_algorithms=grid_algorithms)
+        t_report = time.perf_counter() - t0
+        solver_time = sum(v for k, v in result.timings.items() if k in result.references)
+        manifest["timings"] = {
+            "model_inference_seconds": round(result.timings.get(result.subject, 0.0), 3),
+            "solvers_seconds": round(solver_time, 3),
+            "solvers_each_seconds": {k: round(result.timings[k], 3) for k in result.references},
+            "engine_other_seconds": round(t_engine - result.timings.get(result.subject, 0.0) - solver_time, 3),
+            "summaries_seconds": round(t_summary, 3),
+            "report_seconds": round(t_report, 3),
+            "total_seconds": round(time.perf_counter() - t_start, 3),
+        }
+        report.write_manifest(tmp, manifest)
+    final = out.expanduser().absolute()
+    print(f"wrote {final}: {len(result.cells):,} cells, {len(tasks)} tasks x {len(sequences)} sequence(s) x "
+          f"{len(ks)} k, {len(figures)} figures ({time.perf_counter() - t_start:.1f} s)")
+    print(f"  open {final / 'report.html'}")
+    return 0
+
+
+def _sequences_note(args: argparse.Namespace) -> str:
+    parts = []
+    if not args.no_authors_sequence:
+        parts.append("sequence 0: the authors' convention (random.seed(1), shared by all tasks)")
+    if args.sequences:
+        first = 0 if args.no_authors_sequence else 1
+        parts.append(f"sequences {first}..{first + args.sequences - 1}: uniform random, seed {args.seed}")
+    return "; ".join(parts)
+
+
+def _model_predictor(ckpt, device: str, batch_size: int):
+    from model.checkpoint import CheckpointError
+    from model.predictor import ModelPredictor
+
+    try:
+        return ModelPredictor(ckpt, device=device, batch_prefixes=batch_size)
+    except (RuntimeError, KeyError, TypeError) as exc:  # weights that do not fit the config
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{ckpt.path}: weights do not fit the model ({first[:200]})") from None

@@ -1,0 +1,153 @@
+"""What a comparison runs over: k values, tasks and in-context example sequences.
+
+Parsing of the command-line specs lives here so that every command reads them the same way:
+
+>>> parse_k("1..4")
+(1, 2, 3, 4)
+>>> parse_k("1,2,8")
+(1, 2, 8)
+>>> parse_task_list("3,4; 0,1")
+[(3, 4), (0, 1)]
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from algos.prompts import authors_sequence, random_sequences
+from algos.tasks import TaskSetting
+
+__all__ = [
+    "parse_k",
+    "check_ks",
+    "parse_task_list",
+    "select_tasks",
+    "task_splits",
+    "build_sequences",
+    "AUTHORS_SEQUENCE_SEED",
+    "TASK_SETS",
+]
+
+#: The seed of the paper's grid-figure script (``random.seed(1)`` before drawing shots).
+AUTHORS_SEQUENCE_SEED = 1
+#: Named task sets accepted by :func:`select_tasks`.
+TASK_SETS = ("id", "ood", "all")
+
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def _int(text: str, what: str) -> int:
+    text = text.strip()
+    if not _INT.match(text):
+        raise ValueError(f"{what}: {text!r} is not an integer")
+    return int(text)
+
+
+def parse_k(spec: str) -> tuple[int, ...]:
+    """Parse a k spec: ``3``, ``1..8``, ``1,2,4`` or a mix (``1..4,8``).
+
+    Returns the distinct values in increasing order; every k must be >= 1.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("--k: empty k spec (use e.g. 3, 1..8 or 1,2,4)")
+    ks: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            raise ValueError(f"--k: empty item in {spec!r}")
+        if ".." in part:
+            lo_s, _, hi_s = part.partition("..")
+            lo, hi = _int(lo_s, "--k"), _int(hi_s, "--k")
+            if hi < lo:
+                raise ValueError(f"--k: empty range {part!r} (the first value must not exceed the second)")
+            values = range(lo, hi + 1)
+        else:
+            values = range(_int(part, "--k"), _int(part, "--k") + 1)
+        for k in values:
+            if k < 1:
+                raise ValueError(f"--k: k must be >= 1, got {k}")
+            ks.add(k)
+    return tuple(sorted(ks))
+
+
+def check_ks(ks: tuple[int, ...], max_k: int, p: int | None = None) -> None:
+    """Raise ValueError when a k exceeds what the model's context (or the p^2 inputs) allows."""
+    if not ks:
+        raise ValueError("no k values given")
+    top = max(ks)
+    if top > max_k:
+        raise ValueError(f"--k: k = {top} exceeds the {max_k} examples the checkpoint's context allows")
+    if p is not None and top > p * p:
+        raise ValueError(f"--k: k = {top} exceeds the {p * p} distinct inputs of Z_{p}^2")
+
+
+def parse_task_list(spec: str) -> list[tuple[int, int]]:
+    """Parse ``"a,b;a,b"`` into a list of pairs (order kept, duplicates dropped)."""
+    out: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
+    items = [s for s in spec.split(";")]
+    for item in items:
+        if not item.strip():
+            continue
+        parts = item.split(",")
+        if len(parts) != 2:
+            raise ValueError(f"--tasks: cannot read task {item.strip()!r} (expected 'a,b')")
+        task = (_int(parts[0], "--tasks"), _int(parts[1], "--tasks"))
+        if task not in seen:
+            seen.add(task)
+            out.append(task)
+    if not out:
+        raise ValueError(f"--tasks: no task in {spec!r}")
+    return out
+
+
+def select_tasks(setting: TaskSetting, spec: str) -> np.ndarray:
+    """Tasks named by ``spec`` as an (n, 2) int64 array.
+
+    ``id``: the pre-training tasks; ``ood``: the setting's o.o.d. tasks; ``all``: both
+    (i.d. first); otherwise an explicit list ``"a,b;a,b"`` of tasks in Z_p^2.
+    """
+    key = spec.strip().lower()
+    if key == "id":
+        tasks = setting.pretrain_array
+    elif key == "ood":
+        tasks = setting.ood_array
+    elif key == "all":
+        tasks = np.concatenate([setting.pretrain_array, setting.ood_array])
+    else:
+        pairs = parse_task_list(spec)
+        p = setting.p
+        for a, b in pairs:
+            if not (0 <= a < p and 0 <= b < p):
+                raise ValueError(f"--tasks: task ({a},{b}) is outside Z_{p}^2 (entries must lie in [0, {p}))")
+        tasks = np.asarray(pairs, dtype=np.int64)
+    if tasks.shape[0] == 0:
+        raise ValueError(f"--tasks: the setting has no {key} tasks")
+    return np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
+
+
+def task_splits(setting: TaskSetting, tasks: np.ndarray) -> np.ndarray:
+    """'id' for pre-training tasks, 'ood' for every other task of Z_p^2, as an object array."""
+    pre = set(setting.pretrain_tasks)
+    tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
+    return np.array(["id" if t in pre else "ood" for t in map(tuple, tasks.tolist())], dtype=object)
+
+
+def build_sequences(p: int, k_max: int, n_random: int = 0, seed: int = 0, authors: bool = True) -> np.ndarray:
+    """The run's example sequences, (n_seq, k_max, 2).
+
+    Sequence 0 is the authors' convention (one sequence shared by all tasks, drawn as
+    their grid-figure script does) when ``authors`` is true; then ``n_random`` sequences
+    of distinct uniform inputs drawn with ``seed``.
+    """
+    if n_random < 0:
+        raise ValueError(f"--sequences must be >= 0, got {n_random}")
+    parts = []
+    if authors:
+        parts.append(authors_sequence(p, k_max, seed=AUTHORS_SEQUENCE_SEED)[None])
+    if n_random:
+        parts.append(random_sequences(p, n_random, k_max, seed=seed))
+    if not parts:
+        raise ValueError("no example sequences: use the authors' sequence or --sequences N with N >= 1")
+    return np.concatenate(parts).astype(np.int64)

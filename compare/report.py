@@ -1,0 +1,367 @@
+"""The one module that writes files: run folders, tables, figures and report pages.
+
+A run folder holds::
+
+    cells.parquet      the per-cell table (compare.engine)
+    cells.csv          the same, with --csv
+    manifest.json      what the run was computed from (argv, versions, checkpoint, setting, k, sequences)
+    summary.csv        per (split, k, predictor) rates with bootstrap intervals (compare.summary)
+    attribution.csv    exclusive attribution of the model's answers
+    report.md / .html  headline table and links to every figure
+    curves.png         coverage, agreement and model accuracy against k
+    attribution.png    stacked attribution shares against k
+    agreement_id.png, agreement_ood.png   per-cell agreement heatmaps
+    grid_<split>_<a>_<b>.png              the paper's k-shot grid figure for selected tasks
+
+Folders are written atomically (:func:`atomic_output_dir`): everything goes to a hidden
+temporary folder beside the target, which replaces the target only once complete; an
+existing target is renamed aside first and deleted after the swap.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from compare.errors import UsageError
+
+__all__ = [
+    "atomic_output_dir",
+    "write_cells",
+    "write_manifest",
+    "write_report",
+    "read_run",
+    "default_grid_tasks",
+    "CELLS",
+    "MANIFEST",
+    "FIGURE_PREDICTORS",
+    "GRID_ALGORITHMS",
+]
+
+CELLS = "cells.parquet"
+MANIFEST = "manifest.json"
+#: References drawn in the aggregate heatmaps and curves when present (the majority
+#: variants equal their base solver on clean labels and are left to the tables).
+FIGURE_PREDICTORS = ("ratio_matching", "modular_regression", "bayes_memorized", "bayes_uniform")
+#: Algorithms of the grid figure (the paper's two), when present.
+GRID_ALGORITHMS = ("ratio_matching", "modular_regression")
+
+
+# ---------------------------------------------------------------------- atomic folders
+@contextlib.contextmanager
+def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``target``; on success it becomes ``target``.
+
+    On any exception (KeyboardInterrupt included) the temporary folder, and any parent
+    folders created for it, are removed and an existing ``target`` is left untouched. An
+    existing ``target`` is replaced only when it is a folder that is empty or holds a
+    ``manifest.json`` (a previous report), so a mistyped ``--out`` never deletes other data.
+    """
+    target = Path(target).expanduser().absolute()
+    if target.exists() or target.is_symlink():
+        if not target.is_dir() or target.is_symlink():
+            raise UsageError(f"output path {target} exists and is not a folder")
+        if any(target.iterdir()) and not (target / MANIFEST).is_file():
+            raise UsageError(f"refusing to replace {target}: it is not empty and holds no {MANIFEST}")
+    created: list[Path] = []
+    parent = target.parent
+    missing = []
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        _remove_created(created)
+        raise UsageError(f"cannot create output folder {target}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        _swap(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_created(created)
+        raise
+
+
+def _remove_created(created: list[Path]) -> None:
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _swap(tmp: Path, target: Path) -> None:
+    os.chmod(tmp, 0o755 & ~_umask())
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rmdir(aside)  # keep only the unique name
+    os.rename(target, aside)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------------- run files
+def write_cells(folder: Path, cells: pd.DataFrame, *, csv: bool = False) -> None:
+    """cells.parquet (zstd, deterministic), and cells.csv when asked."""
+    cells.to_parquet(folder / CELLS, index=False, compression="zstd", engine="pyarrow")
+    if csv:
+        cells.to_csv(folder / "cells.csv", index=False, float_format="%.6g")
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    with open(folder / MANIFEST, "w", encoding="utf-8") as fh:
+        json.dump(_jsonable(manifest), fh, indent=1)
+        fh.write("\n")
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def read_run(folder: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """Load ``cells.parquet`` and ``manifest.json`` from a run folder (ValueError if unusable)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    for name in (CELLS, MANIFEST):
+        if not (folder / name).is_file():
+            raise UsageError(f"{folder} has no {name} (not a compare run folder)")
+    try:
+        with open(folder / MANIFEST, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{folder / MANIFEST} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or "p" not in manifest or "ks" not in manifest:
+        raise UsageError(f"{folder / MANIFEST} is not a compare manifest (no p or ks)")
+    try:
+        cells = pd.read_parquet(folder / CELLS, engine="pyarrow")
+    except Exception as exc:  # pyarrow raises its own error types for corrupt files
+        raise UsageError(f"cannot read {folder / CELLS}: {' '.join(str(exc).split())}") from None
+    subject = manifest.get("subject", "model")
+    need = {"task_a", "task_b", "split", "sequence", "k", "x", "y", "z_true", f"pred_{subject}"}
+    missing = need - set(cells.columns)
+    if missing:
+        raise UsageError(f"{folder / CELLS} lacks columns {sorted(missing)}")
+    return cells, manifest
+
+
+# ---------------------------------------------------------------------- report
+def default_grid_tasks(cells: pd.DataFrame, per_split: int = 3) -> list[tuple[str, int, int]]:
+    """A few tasks of each split, evenly spaced through the run's task order."""
+    first = cells.drop_duplicates(["task_a", "task_b"])[["split", "task_a", "task_b"]]
+    out = []
+    for split in ("id", "ood"):
+        sub = first[first["split"].astype(str) == split]
+        if sub.empty:
+            continue
+        idx = np.unique(np.linspace(0, len(sub) - 1, min(per_split, len(sub))).round().astype(int))
+        out += [(split, int(a), int(b)) for a, b in sub[["task_a", "task_b"]].to_numpy()[idx]]
+    return out
+
+
+def write_report(
+    folder: Path,
+    cells: pd.DataFrame,
+    manifest: dict,
+    tables,
+    *,
+    grid_tasks: Sequence[tuple[int, int]] | None = None,
+    grid_algorithms: Sequence[str] | None = None,
+    grid_sequence: int = 0,
+) -> list[str]:
+    """Write summary.csv, attribution.csv, every figure, report.md and report.html.
+
+    ``tables`` is :class:`compare.summary.Summaries`. Returns the figure file names.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compare import plots
+    from compare.engine import reference_names
+    from compare.summary import task_panels
+
+    p = int(manifest["p"])
+    subject = manifest.get("subject", "model")
+    refs = reference_names(cells, subject)
+    fig_refs = [r for r in FIGURE_PREDICTORS if r in refs] or refs
+    algos = [a for a in (grid_algorithms or GRID_ALGORITHMS) if a in refs] or refs[:2]
+    if grid_algorithms:
+        unknown = [a for a in grid_algorithms if a not in refs]
+        if unknown:
+            raise UsageError(f"--grid-algorithms: no predictor named {unknown[0]!r} in this run (have {', '.join(refs)})")
+    sequences = manifest.get("sequences") or []
+
+    tables.summary.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
+    tables.attribution.to_csv(folder / "attribution.csv", index=False, float_format="%.6g")
+
+    figures: list[tuple[str, str]] = []  # (file, caption)
+
+    def save(fig, name: str, caption: str) -> None:
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        figures.append((name, caption))
+
+    axes = plots.plot_curves(tables.summary, [subject, *fig_refs], subject=subject)
+    save(axes[0, 0].figure, "curves.png", "Coverage, agreement with the model and model accuracy against k (95 % bootstrap intervals)")
+    splits = [s for s in ("id", "ood") if (tables.attribution["split"] == s).any()]
+    if splits:
+        fig, axs = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 3.2), squeeze=False, layout="constrained")
+        for ax, split in zip(axs[0], splits):
+            plots.plot_attribution(tables.attribution, split, ax=ax, title=_split_name(split))
+        save(fig, "attribution.png", "Which algorithm explains each model answer (first agreeing, in order), per k")
+    for split in splits:
+        axes = plots.plot_agreement_heatmaps(tables.maps, split, p, [subject, *fig_refs], subject=subject,
+                                             title=f"{_split_name(split)} tasks: share of tasks where the model agrees, per cell")
+        save(axes[0, 0].figure, f"agreement_{split}.png",
+             f"{_split_name(split)}: per cell (x right, y up) and k, the share of tasks where the model agrees with each algorithm (top row: model accuracy)")
+
+    if grid_tasks is None:
+        chosen = default_grid_tasks(cells)
+    else:
+        split_of = cells.drop_duplicates(["task_a", "task_b"]).set_index(["task_a", "task_b"])["split"].astype(str)
+        chosen = []
+        for a, b in grid_tasks:
+            if (a, b) not in split_of.index:
+                raise UsageError(f"--grid-tasks: task ({a},{b}) is not in this run")
+            chosen.append((split_of.loc[(a, b)], int(a), int(b)))
+    seq = np.asarray(sequences[grid_sequence]) if len(sequences) > grid_sequence else None
+    for split, a, b in chosen:
+        panels = task_panels(cells, p, (a, b), grid_sequence, subject, algos)
+        axes = plots.plot_task_grid(panels, seq, title=f"task ({a}, {b}), {_split_name(split)}, sequence {grid_sequence}")
+        save(axes[0, 0].figure, f"grid_{split}_{a}_{b}.png", f"Task ({a}, {b}) ({_split_name(split)}): k-shot grid")
+
+    _write_pages(folder, manifest, tables, figures, subject, fig_refs)
+    return [f for f, _ in figures]
+
+
+def _split_name(split: str) -> str:
+    return {"id": "i.d.", "ood": "o.o.d."}.get(split, split)
+
+
+def _pct(v: float) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
+
+
+def _headline_rows(tables, subject: str, refs: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    s = tables.summary
+    a = tables.attribution
+    header = ["split", "k", f"{subject} accuracy % [95 % CI]"]
+    header += [f"{r} agreement % (coverage %)" for r in refs]
+    header += ["unexplained %"]
+    rows = []
+    for (split, k), g in s.groupby(["split", "k"], sort=True):
+        m = g[g["predictor"] == subject].iloc[0]
+        row = [_split_name(split), str(int(k)), f"{_pct(m['accuracy'])} [{_pct(m['accuracy_lo'])}, {_pct(m['accuracy_hi'])}]"]
+        for r in refs:
+            rr = g[g["predictor"] == r]
+            row.append("–" if rr.empty else f"{_pct(rr['agreement'].iloc[0])} ({_pct(rr['coverage'].iloc[0])})")
+        u = a[(a["split"] == split) & (a["k"] == k) & (a["outcome"] == "all") & (a["category"] == "none")]
+        row.append("–" if u.empty else _pct(u["share"].iloc[0]))
+        rows.append(row)
+    return header, rows
+
+
+def _about(manifest: dict) -> list[tuple[str, str]]:
+    ck = manifest.get("checkpoint") or {}
+    items = [
+        ("checkpoint", f"{ck.get('name', '?')} (step {ck.get('step', '?')}, sha256 {str(ck.get('sha256', ''))[:12]}…)"),
+        ("task setting", f"p = {manifest.get('p')}, fingerprint {manifest.get('setting_fingerprint', '?')}, "
+                         f"{len(manifest.get('pretrain_tasks', []))} pre-training and {len(manifest.get('ood_tasks', []))} o.o.d. tasks"),
+        ("tasks compared", f"{manifest.get('tasks_spec', '?')}: {manifest.get('n_tasks', '?')} tasks"),
+        ("k", ", ".join(str(k) for k in manifest.get("ks", []))),
+        ("example sequences", f"{len(manifest.get('sequences', []))} ({manifest.get('sequences_note', '')})"),
+        ("bootstrap", f"{manifest.get('n_boot')} resamples of (task, sequence) within each split, seed {manifest.get('seed')}"),
+    ]
+    return items
+
+
+def _write_pages(folder: Path, manifest: dict, tables, figures, subject: str, refs: Sequence[str]) -> None:
+    header, rows = _headline_rows(tables, subject, refs)
+    about = _about(manifest)
+    title = f"k-shot comparison: {(manifest.get('checkpoint') or {}).get('name', 'run')}"
+    note = (
+        "Agreement: share of an algorithm's answers equal to the model's answer; coverage: share of "
+        "cells (x, y) it answers; unexplained: share of model answers (right or wrong) that no reference "
+        "algorithm gives. Full table with intervals: [summary.csv](summary.csv); attribution: "
+        "[attribution.csv](attribution.csv); every cell: [cells.parquet](cells.parquet)."
+    )
+    md = [f"# {title}", ""]
+    md += [f"- **{k}**: {v}" for k, v in about]
+    md += ["", "## Headline", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md += ["", note, "", "## Figures", ""]
+    for name, caption in figures:
+        md += [f"### {caption}", "", f"![{caption}]({name})", ""]
+    (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
+
+    e = html.escape
+    h = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
+        "img{max-width:100%}figure{margin:1.5em 0}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        "<ul>" + "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in about) + "</ul>",
+        "<h2>Headline</h2>",
+        "<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in header) + "</tr>",
+    ]
+    h += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+    h += ["</table>", "<p>" + _md_links_to_html(e(note)) + "</p>", "<h2>Figures</h2>"]
+    for name, caption in figures:
+        h.append(f'<figure><a href="{e(name)}"><img src="{e(name)}" alt="{e(caption)}"></a><figcaption>{e(caption)}</figcaption></figure>')
+    h.append("</body></html>")
+    (folder / "report.html").write_text("\n".join(h), encoding="utf-8")
+
+
+def _md_links_to_html(text: str) -> str:
+    import re
+
+    return re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', text)
+
+
+def copy_run_files(src: Path, dst: Path) -> None:
+    """Bring a run's data files (cells, manifest, optional csv) into a new folder."""
+    for name in (CELLS, MANIFEST, "cells.csv"):
+        if (src / name).is_file():
+            try:
+                os.link(src / name, dst / name)
+            except OSError:
+                shutil.copy2(src / name, dst / name)

@@ -1,0 +1,219 @@
+"""``compare run`` through compare.cli.main(argv): files, manifest, errors, atomicity, determinism."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from compare.cli import main
+from model.testing import tiny_checkpoint
+
+FAST = ["--threads", "1", "--n-boot", "50", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("ckpts")
+    tiny_checkpoint(d / "tiny.pt", p=5, n_examples=8)  # max_k = 7
+    return d
+
+
+@pytest.fixture()
+def work(tmp_path, monkeypatch, ckpt_dir) -> Path:
+    """A fresh working folder holding tiny.pt."""
+    os.link(ckpt_dir / "tiny.pt", tmp_path / "tiny.pt")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_run_writes_a_complete_folder(work, capsys):
+    rc, out, err = _run(capsys, "run", "--ckpt", "tiny.pt", "--k", "1..3", "--sequences", "1", "--csv", *FAST)
+    assert rc == 0, err
+    folder = work / "reports" / "tiny"
+    assert f"wrote {folder}" in out
+    names = {p.name for p in folder.iterdir()}
+    assert {"cells.parquet", "cells.csv", "summary.csv", "attribution.csv", "manifest.json", "report.md",
+            "report.html", "curves.png", "attribution.png", "agreement_id.png", "agreement_ood.png"} <= names
+    assert sum(n.startswith("grid_") for n in names) == 6
+    assert sorted(p.name for p in work.iterdir()) == ["reports", "tiny.pt"]  # nothing else left behind
+    assert [p.name for p in (work / "reports").iterdir()] == ["tiny"]
+
+    man = json.loads((folder / "manifest.json").read_text())
+    ck = torch.load(work / "tiny.pt", weights_only=True)
+    assert man["argv"][:5] == ["run", "--ckpt", "tiny.pt", "--k", "1..3"]
+    assert man["checkpoint"]["sha256"] == hashlib.sha256((work / "tiny.pt").read_bytes()).hexdigest()
+    assert man["setting_fingerprint"] == ck["task_setting"]["fingerprint"]
+    assert man["p"] == 5 and man["ks"] == [1, 2, 3]
+    assert man["pretrain_tasks"] == ck["task_setting"]["pretrain_tasks"]
+    assert man["ood_tasks"] == ck["task_setting"]["ood_tasks"]
+    assert len(man["sequences"]) == 2 and all(len(s) == 3 and all(len(xy) == 2 for xy in s) for s in man["sequences"])
+    assert {"numpy", "torch", "pandas", "icl-modgrok"} <= set(man["versions"])
+    assert man["timings"]["total_seconds"] > 0
+
+    cells = pd.read_parquet(folder / "cells.parquet")
+    n_tasks = len(man["pretrain_tasks"]) + len(man["ood_tasks"])
+    assert len(cells) == n_tasks * 2 * 3 * 25
+    for col in ("task_a", "task_b", "split", "input_split", "sequence", "k", "x", "y", "z_true", "pred_model",
+                "p_true_model", "pred_ratio_matching", "pred_modular_regression", "pred_bayes_memorized",
+                "pred_bayes_uniform"):
+        assert col in cells.columns
+    # sequences in the manifest are the inputs the cells were computed from: the first k
+    # example inputs of each sequence, labelled, are what the solvers saw
+    s0 = man["sequences"][0]
+    rm_k1 = cells[(cells.sequence == 0) & (cells.k == 1) & (cells.pred_ratio_matching != -1)]
+    x1, y1 = s0[0]
+    for x, y in rm_k1[["x", "y"]].drop_duplicates().to_numpy():
+        assert any(((c * x1) % 5, (c * y1) % 5) == (x, y) for c in range(5))
+    summary = pd.read_csv(folder / "summary.csv")
+    assert set(summary["predictor"]) >= {"model", "ratio_matching", "modular_regression"}
+
+
+def test_same_seed_same_cells(work, capsys):
+    args = ["run", "--ckpt", "tiny.pt", "--k", "1,3", "--tasks", "1,2;0,4;3,3", "--sequences", "2", "--seed", "7"]
+    assert _run(capsys, *args, "--out", "a", *FAST)[0] == 0
+    assert _run(capsys, *args, "--out", "b", *FAST)[0] == 0
+    assert (work / "a" / "cells.parquet").read_bytes() == (work / "b" / "cells.parquet").read_bytes()
+    args[-1] = "8"
+    assert _run(capsys, *args, "--out", "c", *FAST)[0] == 0
+    a = pd.read_parquet(work / "a" / "cells.parquet")
+    c = pd.read_parquet(work / "c" / "cells.parquet")
+    assert a[a.sequence == 0].equals(c[c.sequence == 0])  # the authors' sequence does not move
+    assert not a.equals(c)
+
+
+def test_bundled_name_is_found_when_not_in_the_working_folder(tmp_path, monkeypatch, capsys, ckpt_dir):
+    import model.checkpoint as mc
+
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    os.link(ckpt_dir / "tiny.pt", bundled / "d4.pt")
+    monkeypatch.setattr(mc, "bundled_dir", lambda: bundled)
+    work = tmp_path / "w"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    rc, out, err = _run(capsys, "run", "--ckpt", "d4.pt", "--k", "2", "--tasks", "ood", *FAST)
+    assert rc == 0, err
+    man = json.loads((work / "reports" / "d4" / "manifest.json").read_text())
+    assert man["checkpoint"]["path"] == str((bundled / "d4.pt").resolve())
+
+
+def _evil_checkpoint(path: Path, marker: Path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"kind": "icl-modgrok-checkpoint", "payload": Evil()}, path)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--k", "0"], "--k: k must be >= 1, got 0"),
+        (["--k", "5..2"], "--k: empty range '5..2'"),
+        (["--k", "x"], "--k: 'x' is not an integer"),
+        (["--k", "1..8"], "k = 8 exceeds the 7 examples the checkpoint's context allows"),
+        (["--k", "2", "--tasks", "5,0"], r"task (5,0) is outside Z_5^2"),
+        (["--k", "2", "--tasks", "1;2"], "cannot read task '1'"),
+        (["--k", "2", "--tasks", "id;"], "cannot read task 'id'"),
+        (["--k", "2", "--out", "tiny.pt/sub"], "cannot create output folder"),
+        (["--k", "2", "--out", "tiny.pt"], "exists and is not a folder"),
+        (["--k", "2", "--device", "tpu"], "unknown device"),
+        (["--k", "2", "--solvers", "ratio_matching,oracle"], "unknown solver 'oracle'"),
+        (["--k", "2", "--grid-tasks", "4,4;9,9"], "not among the tasks run"),
+        (["--k", "2", "--sequences", "-1"], "--sequences must be >= 0"),
+        (["--k", "2", "--sequences", "0", "--no-authors-sequence"], "no example sequences"),
+        (["--k", "2", "--n-boot", "-5"], "--n-boot must be >= 0"),
+        (["--k"], "expected one argument"),
+        ([], "the following arguments are required: --k"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(work, capsys, argv, message):
+    rc, out, err = _run(capsys, "run", "--ckpt", "tiny.pt", *FAST, *argv)
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("compare: error: "), err
+    assert message in err
+    assert "Traceback" not in err
+    assert not (work / "reports").exists()
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_report(work, capsys):
+    (work / "notes").mkdir()
+    (work / "notes" / "todo.txt").write_text("keep me")
+    rc, _, err = _run(capsys, "run", "--ckpt", "tiny.pt", "--k", "1", "--out", "notes", *FAST)
+    assert rc == 2 and "refusing to replace" in err
+    assert (work / "notes" / "todo.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "checkpoint not found"),
+        (lambda p: p.write_bytes(b""), "file is empty"),
+        (lambda p: p.write_bytes(Path("tiny.pt").read_bytes()[:3000]), "not a readable checkpoint"),
+        (lambda p: p.write_text("just some text\n"), "not a readable checkpoint"),
+        (lambda p: torch.save({"w": torch.zeros(2)}, p), "bare state dict"),
+        (lambda p: torch.save({"kind": "something-else"}, p), "not an icl-modgrok checkpoint"),
+    ],
+    ids=["missing", "empty", "truncated", "text", "state-dict", "foreign"],
+)
+def test_bad_checkpoints(work, capsys, make, message):
+    path = work / "bad.pt"
+    make(path)
+    rc, _, err = _run(capsys, "run", "--ckpt", "bad.pt", "--k", "1", *FAST)
+    assert rc == 2 and err.count("\n") == 1 and message in err, err
+    assert not (work / "reports").exists()
+
+
+def test_malicious_pickle_is_refused_without_running(work, capsys):
+    marker = work / "pwned"
+    _evil_checkpoint(work / "evil.pt", marker)
+    rc, _, err = _run(capsys, "run", "--ckpt", "evil.pt", "--k", "1", *FAST)
+    assert rc == 2 and "refused" in err and err.count("\n") == 1, err
+    assert not marker.exists()
+    assert not (work / "reports").exists()
+
+
+def test_failure_midway_leaves_nothing_and_keeps_an_existing_folder(work, capsys, monkeypatch):
+    import compare.engine
+    import compare.report
+
+    args = ["run", "--ckpt", "tiny.pt", "--k", "1..2", "--tasks", "1,1;2,3", *FAST]
+    real = compare.report.write_report
+
+    def broken(*a, **k):
+        real(*a, **k)  # the figures are written, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(compare.report, "write_report", broken)
+    rc, _, err = _run(capsys, *args)
+    assert rc == 2 and "No space left on device" in err
+    assert not (work / "reports").exists()
+
+    monkeypatch.setattr(compare.report, "write_report", real)
+    assert _run(capsys, *args)[0] == 0
+    folder = work / "reports" / "tiny"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    monkeypatch.setattr(compare.report, "write_report", broken)
+    assert _run(capsys, *args, "--sequences", "1")[0] == 2
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in (work / "reports").iterdir()] == ["tiny"]
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare.engine, "run_comparison", interrupted)
+    rc, _, err = _run(capsys, *args, "--out", "elsewhere/run")
+    assert rc == 130 and "interrupted" in err
+    assert not (work / "elsewhere").exists()

@@ -1,0 +1,167 @@
+"""Summaries, bootstrap intervals, attribution and maps (compare.summary)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from algos.solvers import ModularRegression, RatioMatching, reference_solvers
+from algos.tasks import TaskSetting
+from compare.engine import run_comparison
+from compare.grid import build_sequences
+from compare.summary import (
+    ABSTAINED,
+    NONE,
+    agreement_maps,
+    attribute_cells,
+    attribution,
+    compute_all,
+    summarize,
+    task_panels,
+)
+from compare_stand_ins import NoisyModel, Oracle
+
+P = 5
+
+
+@pytest.fixture(scope="module")
+def setting() -> TaskSetting:
+    return TaskSetting.build(P, n_base_tasks=2, alpha=0.6, task_seed=3)
+
+
+@pytest.fixture(scope="module")
+def cells(setting) -> pd.DataFrame:
+    tasks = np.array(list(itertools.product(range(P), repeat=2)))
+    seqs = build_sequences(P, 4, n_random=2, seed=1)
+    model = NoisyModel(ModularRegression(P), strength=1.2, noise=1.5)
+    return run_comparison(setting, tasks, seqs, (1, 2, 4), model, reference_solvers(setting)).cells
+
+
+def _hand_table() -> pd.DataFrame:
+    """Two units (tasks) of one split, one k, four cells each, with known counts."""
+    rows = []
+    # unit A: model right on cells 0, 1; ref answers cells 0, 2 (agreeing on 0)
+    # unit B: model right on cell 0 only; ref answers cells 0, 1, 2 (agreeing on 0, 1)
+    spec = {
+        (1, 0): dict(z=[0, 1, 2, 3], model=[0, 1, 4, 4], ref=[0, -1, 2, -1]),
+        (2, 0): dict(z=[0, 2, 4, 1], model=[0, 3, 3, 3], ref=[0, 3, 4, -1]),
+    }
+    for (a, b), d in spec.items():
+        for i in range(4):
+            rows.append(dict(task_a=a, task_b=b, split="id", sequence=0, k=1, x=i, y=0,
+                             z_true=d["z"][i], pred_model=d["model"][i], pred_ref=d["ref"][i]))
+    return pd.DataFrame(rows)
+
+
+def test_summary_by_hand():
+    s = summarize(_hand_table(), n_boot=200, seed=0).set_index("predictor")
+    ref = s.loc["ref"]
+    assert ref["coverage"] == pytest.approx(5 / 8)
+    assert ref["agreement"] == pytest.approx(3 / 5)  # A: cell 0; B: cells 0, 1
+    assert ref["model_acc_in"] == pytest.approx(2 / 5)  # A: 0; B: 0
+    assert ref["model_acc_out"] == pytest.approx(1 / 3)  # A: 1 (of 1, 3); B: none (of 3)
+    assert ref["accuracy"] == pytest.approx(4 / 8) and ref["precision"] == pytest.approx(4 / 5)
+    assert ref["explains"] == pytest.approx(3 / 8)
+    assert s.loc["model", "accuracy"] == pytest.approx(3 / 8)
+    assert s.loc["model", "coverage"] == 1.0
+    assert ref["n_units"] == 2 and ref["n_cells"] == 8
+    # two units: resamples are AA, AB, BB -> coverage in {2/4, 5/8, 3/4}
+    assert ref["coverage_lo"] == pytest.approx(0.5) and ref["coverage_hi"] == pytest.approx(0.75)
+
+
+def test_intervals_contain_the_point_and_follow_the_seed(cells):
+    a = summarize(cells, n_boot=300, seed=1)
+    b = summarize(cells, n_boot=300, seed=1)
+    c = summarize(cells, n_boot=300, seed=2)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a["agreement_lo"].equals(c["agreement_lo"])
+    for m in ("coverage", "agreement", "model_acc_in", "accuracy", "kl", "tv"):
+        ok = a[m].notna() & a[f"{m}_lo"].notna()
+        assert (a.loc[ok, f"{m}_lo"] <= a.loc[ok, m] + 1e-12).all(), m
+        assert (a.loc[ok, m] <= a.loc[ok, f"{m}_hi"] + 1e-12).all(), m
+    assert set(a["split"]) == {"id", "ood"}
+    assert (a.groupby(["split", "k"]).size() == 7).all()
+    no_boot = summarize(cells, n_boot=0)
+    assert no_boot["coverage_lo"].isna().all()
+    np.testing.assert_allclose(no_boot["coverage"], a["coverage"])
+
+
+def test_attribution_sums_to_one_and_matches_direct_counts(cells):
+    att = attribution(cells, n_boot=100, seed=0)
+    sums = att.groupby(["split", "k", "outcome"])["share"].sum()
+    np.testing.assert_allclose(sums, 1.0, atol=1e-12)
+    refs = [c[5:] for c in cells.columns if c.startswith("pred_") and c != "pred_model"]
+    explained = np.zeros(len(cells), dtype=bool)
+    for r in refs:
+        explained |= (cells[f"pred_{r}"] == cells["pred_model"]).to_numpy() & (cells[f"pred_{r}"] != -1).to_numpy()
+    right = (cells["pred_model"] == cells["z_true"]).to_numpy()
+    for (split, k), g in cells.groupby(["split", "k"], observed=True):
+        idx = g.index.to_numpy()
+        for outcome, mask in (("all", np.ones(len(idx), bool)), ("right", right[idx]), ("wrong", ~right[idx])):
+            row = att[(att.split == split) & (att.k == k) & (att.outcome == outcome) & (att.category == NONE)]
+            assert row["share"].iloc[0] == pytest.approx(1 - explained[idx][mask].mean())
+            assert row["n_cells"].iloc[0] == mask.sum()
+    # the right-outcome and wrong-outcome counts add up to all
+    n = att[att.category == NONE].pivot_table(index=["split", "k"], columns="outcome", values="n_cells")
+    assert (n["right"] + n["wrong"] == n["all"]).all()
+    # exclusive attribution in order: Ratio Matching first, then Modular Regression
+    code = attribute_cells(cells, order=refs)
+    rm = (cells["pred_ratio_matching"] == cells["pred_model"]).to_numpy() & (cells["pred_ratio_matching"] != -1).to_numpy()
+    assert (code[rm] == 0).all()
+    assert (code[~explained] == len(refs)).all()
+
+
+def test_abstaining_subject_is_its_own_category(setting):
+    tasks = np.array([[1, 2], [3, 4]])
+    seqs = build_sequences(P, 2)
+    res = run_comparison(setting, tasks, seqs, (1, 2), Oracle(RatioMatching(P)), [ModularRegression(P)])
+    att = attribution(res.cells, n_boot=10)
+    k1 = att[(att.k == 1) & (att.outcome == "all")].set_index("category")["share"]
+    cover = 5 / 25  # the line through one example input (with the zero query)
+    assert k1[ABSTAINED] == pytest.approx(1 - cover)
+    assert k1["modular_regression"] == pytest.approx(cover)
+    assert att.groupby(["split", "k", "outcome"])["share"].sum().round(12).eq(1).all()
+
+
+def test_agreement_maps(cells):
+    maps = agreement_maps(cells, P)
+    assert set(maps["predictor"]) == {"model", *[c[5:] for c in cells.columns if c.startswith("pred_") and c != "pred_model"]}
+    assert maps["share"].between(0, 1).all()
+    acc = maps[(maps.predictor == "model") & (maps.split == "id") & (maps.k == 2)].set_index(["x", "y"])["share"]
+    sub = cells[(cells.split == "id") & (cells.k == 2)]
+    direct = (sub["pred_model"] == sub["z_true"]).groupby([sub["x"], sub["y"]]).mean()
+    np.testing.assert_allclose(acc.sort_index().to_numpy(), direct.sort_index().to_numpy(), rtol=1e-6)
+    assert (maps["n"] > 0).all()
+    # the query (0, 0) is answered 0 by every reference: its share is how often the model says 0 there
+    zero = maps[(maps.x == 0) & (maps.y == 0) & (maps.predictor == "ratio_matching")]
+    at0 = cells[(cells.x == 0) & (cells.y == 0)]
+    said0 = (at0["pred_model"] == 0).groupby([at0["split"], at0["k"]], observed=True).mean()
+    expected = said0.reindex(list(zip(zero["split"], zero["k"]))).to_numpy()
+    np.testing.assert_allclose(zero["share"].to_numpy(), expected, rtol=1e-6)
+
+
+def test_task_panels_codes(cells):
+    panels = task_panels(cells, P, (1, 2), 0, algorithms=["ratio_matching", "modular_regression"])
+    assert list(panels["ks"]) == [1, 2, 4]
+    assert panels["model_right"].shape == (3, P, P)
+    for algo in ("ratio_matching", "modular_regression"):
+        ans, diff = panels["answered"][algo], panels["difference"][algo]
+        assert set(np.unique(ans)) <= {0, 1, 2} and set(np.unique(diff)) <= {-1, 0, 1}
+        right = panels["model_right"]
+        assert ((diff == 1) == (right & (ans != 1))).all()
+        assert ((diff == -1) == (~right & (ans == 1))).all()
+    with pytest.raises(ValueError, match="not in the table"):
+        task_panels(cells, P, (1, 2), 9)
+
+
+def test_parquet_round_trip_gives_the_same_summaries(cells, tmp_path):
+    path = tmp_path / "cells.parquet"
+    cells.to_parquet(path, index=False)
+    back = pd.read_parquet(path)
+    a = compute_all(cells, P, n_boot=50, seed=3)
+    b = compute_all(back, P, n_boot=50, seed=3)
+    pd.testing.assert_frame_equal(a.summary, b.summary)
+    pd.testing.assert_frame_equal(a.attribution, b.attribution)
+    pd.testing.assert_frame_equal(a.maps, b.maps)
