@@ -47,7 +47,8 @@ def rope_tables(head_dim: int, positions: torch.Tensor, base: float) -> tuple[to
 
     Each frequency is repeated twice in a row, matching the adjacent-pair rotation.
     """
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
+    # 1 / base^(2j/hd), computed as rotary-embedding-torch does, so the tables match it bit for bit
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim))
     angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # (T, head_dim/2)
     angles = angles.repeat_interleave(2, dim=-1)  # (T, head_dim)
     return angles.cos(), angles.sin()
