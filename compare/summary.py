@@ -32,6 +32,7 @@ __all__ = [
     "summarize",
     "attribution",
     "attribute_cells",
+    "explained_by",
     "agreement_maps",
     "task_panels",
     "headline",
@@ -224,6 +225,20 @@ def summarize(
 
 
 # ---------------------------------------------------------------------- attribution
+def explained_by(cells: pd.DataFrame, subject: str = "model", order: Sequence[str] | None = None) -> np.ndarray:
+    """Per-cell bit mask of the references that give the subject's answer: bit i is set
+    when ``order[i]`` answers and agrees (at most 15 references; int16)."""
+    order = list(reference_names(cells, subject) if order is None else order)
+    if len(order) > 15:
+        raise ValueError(f"at most 15 references fit the mask, got {len(order)}")
+    s_pred = cells[f"pred_{subject}"].to_numpy()
+    mask = np.zeros(len(cells), dtype=np.int16)
+    for i, r in enumerate(order):
+        rp = cells[f"pred_{r}"].to_numpy()
+        mask |= (((rp != -1) & (rp == s_pred)).astype(np.int16) << i).astype(np.int16)
+    return mask
+
+
 def attribute_cells(cells: pd.DataFrame, subject: str = "model", order: Sequence[str] | None = None) -> np.ndarray:
     """Per-cell exclusive attribution code: index into ``order``, then len(order) = none,
     len(order) + 1 = abstained (the subject gave no answer)."""

@@ -18,6 +18,7 @@ from compare.summary import (
     attribute_cells,
     attribution,
     compute_all,
+    explained_by,
     summarize,
     task_panels,
 )
@@ -111,6 +112,16 @@ def test_attribution_sums_to_one_and_matches_direct_counts(cells):
     rm = (cells["pred_ratio_matching"] == cells["pred_model"]).to_numpy() & (cells["pred_ratio_matching"] != -1).to_numpy()
     assert (code[rm] == 0).all()
     assert (code[~explained] == len(refs)).all()
+    # the bit mask of all explaining references: its lowest set bit is the exclusive code
+    mask = explained_by(cells, order=refs).astype(np.int64)
+    assert ((mask != 0) == explained).all()
+    lowest = np.full(len(mask), len(refs))
+    for i in reversed(range(len(refs))):
+        lowest[(mask >> i) & 1 == 1] = i
+    assert (lowest == code).all()
+    for i, r in enumerate(refs):
+        agrees = (cells[f"pred_{r}"] == cells["pred_model"]).to_numpy() & (cells[f"pred_{r}"] != -1).to_numpy()
+        assert (((mask >> i) & 1).astype(bool) == agrees).all()
 
 
 def test_abstaining_subject_is_its_own_category(setting):
