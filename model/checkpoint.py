@@ -132,11 +132,23 @@ def save_checkpoint(
         "step": int(step),
         "history": _plain(list(history or [])),
         "meta": _plain(dict(meta or {})),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "state_dict": _detached(state_dict),
     }
     if trainer is not None:
         blob["trainer"] = trainer
     return atomic_torch_save(blob, path)
+
+
+def _detached(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU copies of the weights; tensors that share storage (the tied embedding) stay shared."""
+    copies: dict[int, torch.Tensor] = {}
+    out = {}
+    for k, v in state_dict.items():
+        key = v.untyped_storage().data_ptr() if v.numel() else id(v)
+        if key not in copies:
+            copies[key] = v.detach().cpu().clone()
+        out[k] = copies[key] if copies[key].shape == v.shape else v.detach().cpu().clone()
+    return out
 
 
 def _plain(obj: Any) -> Any:
@@ -175,7 +187,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
         blob = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
-        if "weights_only" in str(exc) or "Unsupported" in str(exc) or "global" in str(exc).lower():
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             raise CheckpointError(
                 f"{path}: refused to load: the file contains code or objects that a safe (weights_only) "
                 "load does not allow"

@@ -151,7 +151,7 @@ def _paper(depth: int) -> Preset:
     return Preset(
         name=f"paper-d{depth}",
         setting=setting,
-        model=ModelConfig(p=29, vocab_size=29, d_model=512, n_head=4, n_layer=depth, n_examples=32),
+        model=ModelConfig(p=29, vocab_size=47, d_model=512, n_head=4, n_layer=depth, n_examples=32),
         train=TrainConfig(
             steps=200_000,
             batch_size=1536 if d4 else 1024,
@@ -163,7 +163,8 @@ def _paper(depth: int) -> Preset:
             eval_sequences=1024,
             save_every=1000,
         ),
-        description=f"The paper's released d={depth} run (A100-scale; use a GPU).",
+        description=f"The paper's released d={depth} run (A100-scale; use a GPU). Vocabulary of 47 tokens "
+        "as in the authors' tokenizer (residues, then unused special tokens), so the softmax matches theirs.",
     )
 
 
