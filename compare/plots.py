@@ -91,6 +91,27 @@ def predictor_color(name: str, index: int = 0) -> str:
     return _FIXED.get(name, _CYCLE[index % len(_CYCLE)])
 
 
+def _map_grid(n_rows: int, n_cols: int, axes=None, *, panel: float = 1.3, right: float = 0.2):
+    """Axes for a grid of square maps, laid out by hand (in inches: row labels on the
+    left, two-line titles above each panel, ``right`` inches spare for a colour bar);
+    much faster to save than a constrained layout with dozens of panels."""
+    if axes is not None:
+        return np.asarray(axes).reshape(n_rows, n_cols)
+    left, top, bottom, title, gap = 0.75, 0.3, 0.1, 0.36, 0.12
+    width = left + n_cols * panel + (n_cols - 1) * gap + right
+    height = top + n_rows * (panel + title) + bottom
+    _, axes = plt.subplots(n_rows, n_cols, figsize=(width, height), squeeze=False)
+    axes[0, 0].figure.subplots_adjust(
+        left=left / width,
+        right=(width - right) / width,
+        top=1 - (top + title) / height,
+        bottom=bottom / height,
+        wspace=gap / panel,
+        hspace=title / panel,
+    )
+    return axes
+
+
 def _axes_grid(n_rows: int, n_cols: int, size: float = 1.35, axes=None):
     if axes is not None:
         return np.asarray(axes).reshape(n_rows, n_cols)
@@ -153,7 +174,7 @@ def plot_task_grid(
     ks = np.asarray(panels["ks"])
     algos = list(panels["answered"])
     n_rows, n_cols = 1 + 2 * len(algos), len(ks)
-    axes = _axes_grid(n_rows, n_cols, axes=axes)
+    axes = _map_grid(n_rows, n_cols, axes=axes)
     right = panels["model_right"]
     q = right.shape[1] * right.shape[2]
     for j, k in enumerate(ks):
@@ -172,7 +193,7 @@ def plot_task_grid(
         axes[1 + 2 * i, 0].set_ylabel(f"{pretty(algo)}\nanswers", fontsize=7)
         axes[2 + 2 * i, 0].set_ylabel(f"{pretty(algo)}\ndifference", fontsize=7)
     if title:
-        axes[0, 0].figure.suptitle(title, fontsize=9)
+        axes[0, 0].figure.suptitle(title, fontsize=9, y=1 - 0.12 / axes[0, 0].figure.get_figheight())
     return axes
 
 
@@ -195,7 +216,8 @@ def plot_agreement_heatmaps(
     sub = maps[maps["split"] == split]
     ks = np.sort(sub["k"].unique())
     predictors = [pr for pr in predictors if (sub["predictor"] == pr).any()]
-    axes = _axes_grid(max(len(predictors), 1), max(len(ks), 1), axes=axes)
+    own = axes is None
+    axes = _map_grid(max(len(predictors), 1), max(len(ks), 1), axes=axes, right=1.0 if own else 0.2)
     im = None
     for i, pr in enumerate(predictors):
         rows = sub[sub["predictor"] == pr]
@@ -209,10 +231,17 @@ def plot_agreement_heatmaps(
         label = f"{subject} right" if pr == subject else f"agrees with\n{pretty(pr)}"
         axes[i, 0].set_ylabel(label, fontsize=7)
     if im is not None:
-        cb = axes[0, 0].figure.colorbar(im, ax=axes, shrink=0.6, label="share of tasks")
+        fig = axes[0, 0].figure
+        if own:  # a slot in the right margin that _map_grid left free
+            x1 = axes[0, -1].get_position().x1
+            y0, y1 = axes[-1, 0].get_position().y0, axes[0, 0].get_position().y1
+            cax = fig.add_axes((x1 + 0.25 / fig.get_figwidth(), y0 + 0.2 * (y1 - y0), 0.15 / fig.get_figwidth(), 0.6 * (y1 - y0)))
+            cb = fig.colorbar(im, cax=cax, label="share of tasks")
+        else:
+            cb = fig.colorbar(im, ax=axes, shrink=0.6, label="share of tasks")
         cb.ax.tick_params(labelsize=7)
     if title:
-        axes[0, 0].figure.suptitle(title, fontsize=9)
+        axes[0, 0].figure.suptitle(title, fontsize=9, y=1 - 0.12 / axes[0, 0].figure.get_figheight())
     return axes
 
 

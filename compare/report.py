@@ -282,7 +282,9 @@ def _headline_rows(tables, subject: str, refs: Sequence[str]) -> tuple[list[str]
     s = tables.summary
     a = tables.attribution
     header = ["split", "k", f"{subject} accuracy % [95 % CI]"]
-    header += [f"{r} agreement % (coverage %)" for r in refs]
+    from compare.plots import pretty
+
+    header += [f"{pretty(r)}: agreement % (coverage %)" for r in refs]
     header += ["unexplained %"]
     rows = []
     for (split, k), g in s.groupby(["split", "k"], sort=True):
