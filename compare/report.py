@@ -44,6 +44,8 @@ __all__ = [
     "MANIFEST",
     "FIGURE_PREDICTORS",
     "GRID_ALGORITHMS",
+    "atomic_write_text",
+    "write_phase_report",
 ]
 
 CELLS = "cells.parquet"
@@ -367,3 +369,47 @@ def copy_run_files(src: Path, dst: Path) -> None:
                 os.link(src / name, dst / name)
             except OSError:
                 shutil.copy2(src / name, dst / name)
+
+
+# ---------------------------------------------------------------------- phase diagrams
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_phase_report(folder: str | os.PathLike, table: pd.DataFrame, threshold: float) -> None:
+    """phases.csv, phases.png and phases.md for a sweep folder (each replaced atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compare.phases import plot_phase_diagram
+
+    folder = Path(folder)
+    atomic_write_text(folder / "phases.csv", table.to_csv(index=False, float_format="%.4f"))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    plot_phase_diagram(table, ax, title=f"phase by last-shot accuracy >= {threshold:g} (number: o.o.d.-test)")
+    fig.tight_layout()
+    tmp = folder / ".phases.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, folder / "phases.png")
+    cols = ["n_tasks", "alpha", "step", "id_train_last", "id_test_last", "ood_train_last", "ood_test_last",
+            "ood_test_last_best", "phase"]
+    shown = table[[c for c in cols if c in table]]
+    lines = ["# Phase diagram", "", f"A set is solved when its last-shot accuracy is at least {threshold:g}.", "",
+             "| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    for _, row in shown.iterrows():
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    lines += ["", "![phase diagram](phases.png)", ""]
+    atomic_write_text(folder / "phases.md", "\n".join(lines))

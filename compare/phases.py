@@ -1,0 +1,110 @@
+"""The paper's four phases, from a run's accuracies on the four evaluation sets (pure).
+
+A set counts as *solved* when its accuracy at the last shot (the query after
+n_examples - 1 in-context examples) reaches ``threshold`` (default 0.75; chance is 1/p).
+Last-shot accuracy is used because early shots are ambiguous for every predictor.
+
+    o.o.d. generalization   all four sets solved
+    o.o.d. memorization     i.d.-train and o.o.d.-train solved, o.o.d.-test not
+    i.d. generalization     i.d.-train and i.d.-test solved, o.o.d.-train not
+    i.d. memorization       only i.d.-train solved (of the rules above)
+    not learned             i.d.-train not solved
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["PHASES", "DEFAULT_THRESHOLD", "classify", "read_point", "phase_table", "plot_phase_diagram"]
+
+DEFAULT_THRESHOLD = 0.75
+PHASES = ("not learned", "i.d. memorization", "i.d. generalization", "o.o.d. memorization", "o.o.d. generalization")
+SETS = ("id_train", "id_test", "ood_train", "ood_test")
+
+
+def classify(acc: dict[str, float], threshold: float = DEFAULT_THRESHOLD) -> str:
+    """Phase name from last-shot accuracies {id_train, id_test, ood_train, ood_test}."""
+    solved = {name: acc.get(name, 0.0) >= threshold for name in SETS}
+    if not solved["id_train"]:
+        return "not learned"
+    if solved["ood_train"] and solved["ood_test"] and solved["id_test"]:
+        return "o.o.d. generalization"
+    if solved["ood_train"]:
+        return "o.o.d. memorization"
+    if solved["id_test"]:
+        return "i.d. generalization"
+    return "i.d. memorization"
+
+
+def read_point(run_dir: str | Path) -> dict | None:
+    """Final and best accuracies of one run folder (None when it has no evaluation yet)."""
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        return None
+    history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    if not history:
+        return None
+    last = history[-1]
+    return {
+        "run": run_dir.name,
+        "step": last["step"],
+        "finished": (run_dir / "final.pt").is_file(),
+        "wall_clock_seconds": last.get("wall_clock_seconds"),
+        **{f"{s}_last": last[s]["acc_last"] for s in SETS if s in last},
+        **{f"{s}_acc": last[s]["acc"] for s in SETS if s in last},
+        "ood_test_last_best": max(h["ood_test"]["acc_last"] for h in history if "ood_test" in h),
+    }
+
+
+def phase_table(points: Iterable[dict], threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """One row per run with its parameters, accuracies and phase, sorted by (alpha, n_tasks)."""
+    rows = []
+    for point in points:
+        acc = {s: point.get(f"{s}_last", 0.0) for s in SETS}
+        rows.append({**point, "phase": classify(acc, threshold)})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    sort = [c for c in ("alpha", "n_tasks") if c in table]
+    return table.sort_values(sort).reset_index(drop=True) if sort else table
+
+
+_PHASE_COLORS = {  # Okabe-Ito
+    "not learned": "#BBBBBB",
+    "i.d. memorization": "#56B4E9",
+    "i.d. generalization": "#009E73",
+    "o.o.d. memorization": "#E69F00",
+    "o.o.d. generalization": "#D55E00",
+}
+
+
+def plot_phase_diagram(table: pd.DataFrame, ax=None, title: str | None = None):
+    """Phase of each (n_tasks, alpha) point, with its last-shot o.o.d.-test accuracy written in."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    tasks = sorted(table["n_tasks"].unique())
+    alphas = sorted(table["alpha"].unique())
+    for _, row in table.iterrows():
+        x, y = tasks.index(row["n_tasks"]), alphas.index(row["alpha"])
+        ax.add_patch(plt.Rectangle((x - 0.45, y - 0.45), 0.9, 0.9, color=_PHASE_COLORS[row["phase"]],
+                                   alpha=1.0 if row.get("finished", True) else 0.45))
+        ax.text(x, y, f"{row.get('ood_test_last', float('nan')):.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(tasks)), [str(t) for t in tasks])
+    ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+    ax.set_xlim(-0.6, len(tasks) - 0.4)
+    ax.set_ylim(-0.6, len(alphas) - 0.4)
+    ax.set_xlabel("pre-training tasks n_i.d.")
+    ax.set_ylabel("train-input fraction α")
+    present = [ph for ph in PHASES if ph in set(table["phase"])]
+    ax.legend(handles=[Patch(color=_PHASE_COLORS[ph], label=ph) for ph in present],
+              loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
