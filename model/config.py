@@ -194,7 +194,7 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         name="smoke",
         setting=SettingConfig(p=5, n_base_tasks=2, alpha=0.6, task_seed=1, split_seed=0, convention="native"),
-        model=ModelConfig(p=5, vocab_size=5, d_model=64, n_head=4, n_layer=2, n_examples=8),
+        model=ModelConfig(p=5, vocab_size=5, d_model=64, n_head=4, n_layer=2, n_examples=10),
         train=TrainConfig(
             steps=400, batch_size=128, lr=5e-3, warmup_steps=30, weight_decay=0.0,
             eval_every=100, eval_sequences=64, save_every=100,
