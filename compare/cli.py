@@ -19,6 +19,7 @@ _COMMANDS = (
     "compare.cmd_tasks",
     "compare.cmd_train",
     "compare.cmd_sweep",
+    "compare.cmd_runs",
     "compare.cmd_import",
 )
 

@@ -46,6 +46,7 @@ __all__ = [
     "GRID_ALGORITHMS",
     "atomic_write_text",
     "write_phase_report",
+    "write_training_report",
 ]
 
 CELLS = "cells.parquet"
@@ -413,3 +414,50 @@ def write_phase_report(folder: str | os.PathLike, table: pd.DataFrame, threshold
         lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
     lines += ["", "![phase diagram](phases.png)", ""]
     atomic_write_text(folder / "phases.md", "\n".join(lines))
+
+
+# ---------------------------------------------------------------------- training runs
+def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
+    """runs.csv, runs.md, ood_test_over_steps.png and per-run curves for a set of training runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compare.training import plot_ood_over_steps, plot_per_shot, runs_table
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = runs_table(runs)
+    atomic_write_text(folder / "runs.csv", table.to_csv(index=False))
+
+    def save(fig, name: str) -> str:
+        fig.tight_layout()
+        tmp = folder / f".{name}.tmp.png"
+        fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        os.replace(tmp, folder / name)
+        return name
+
+    figures = []
+    for metric in ("acc", "acc_last"):
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        plot_ood_over_steps(runs, ax, metric=metric)
+        figures.append(save(fig, f"ood_test_over_steps_{metric}.png"))
+    for run in runs:
+        from model.curves import plot_learning_curves
+
+        fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+        plot_learning_curves(run["history"], axes[:2])
+        plot_per_shot(run, axes[2])
+        axes[0].set_title(run["name"], fontsize=9)
+        figures.append(save(fig, f"curves_{run['name']}.png"))
+    cols = list(table.columns)
+    lines = ["# Training runs", "", "Accuracies: `_acc` over all shots, `_last` at the last shot, at the run's last "
+             "evaluation; `best_ood_test_*` over the whole run.", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+    lines += [""] + [f"![{f}]({f})" for f in figures] + [""]
+    atomic_write_text(folder / "runs.md", "\n".join(lines))
+    return folder

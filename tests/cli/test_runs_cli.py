@@ -1,0 +1,23 @@
+"""`compare runs`: the table and figures over training run folders."""
+import pandas as pd
+
+from compare.cli import main
+
+FAST = ["--preset", "smoke", "--steps", "6", "--eval-every", "3", "--eval-sequences", "8", "--d-model", "16",
+        "--n-head", "2", "--no-progress", "--threads", "1"]
+
+
+def test_runs_table_over_two_runs(tmp_path, capsys):
+    for name, depth in [("d2", "2"), ("d4", "4")]:
+        assert main(["train", *FAST, "--n-layer", depth, "--out", str(tmp_path / name)]) == 0
+    out = tmp_path / "table"
+    assert main(["runs", str(tmp_path / "d2"), str(tmp_path / "d4"), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "runs.csv")
+    assert list(table.run) == ["d2", "d4"] and list(table.n_layer) == [2, 4]
+    assert (table.step == 6).all() and table.finished.all()
+    assert {"runs.md", "ood_test_over_steps_acc.png", "curves_d2.png", "curves_d4.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
+    assert main(["runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no metrics.jsonl" in capsys.readouterr().err
