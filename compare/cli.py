@@ -20,6 +20,7 @@ _COMMANDS = (
     "compare.cmd_train",
     "compare.cmd_sweep",
     "compare.cmd_runs",
+    "compare.cmd_export",
     "compare.cmd_import",
 )
 

@@ -83,6 +83,33 @@ def run(args: argparse.Namespace) -> int:
     ck = train(spec)
     if ck is not None:
         acc = ck.meta.get("final_accuracy", {})
-        print(f"wrote {spec.out_dir}/final.pt (step {ck.step}); accuracy: "
+        name = "final.pt" if ck.step >= spec.train.steps else "last.pt"
+        print(f"wrote {spec.out_dir}/{name} (step {ck.step}); accuracy: "
               + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
     return 0
+
+
+def reproduce_argv(ck, out: str = "runs/reproduce") -> list[str]:
+    """`compare train` arguments that rebuild checkpoint ``ck`` exactly, every config field explicit.
+
+    Batches are a pure function of (seed, step), so the same configs plus ``--stop-at``
+    (when the run had not reached its planned steps) give the same weights on CPU.
+    """
+    s, m, t = ck.setting_config, ck.model_config, ck.train_config
+    if s is None:
+        raise ValueError(f"{ck.path}: no setting config stored; cannot write a reproducing command")
+    argv = [
+        "train", "--preset", "smoke", "--out", out,
+        "--p", str(s.p), "--base-tasks", str(s.n_base_tasks), "--random-tasks", str(s.n_random_tasks),
+        "--alpha", f"{s.alpha:g}", "--task-seed", str(s.task_seed), "--split-seed", str(s.split_seed),
+        "--convention", s.convention,
+        "--d-model", str(m.d_model), "--n-head", str(m.n_head), "--n-layer", str(m.n_layer),
+        "--n-examples", str(m.n_examples),
+        "--steps", str(t.steps), "--batch-size", str(t.batch_size), "--lr", f"{t.lr:g}",
+        "--warmup-steps", str(t.warmup_steps), "--weight-decay", f"{t.weight_decay:g}", "--seed", str(t.seed),
+        "--eval-every", str(t.eval_every), "--eval-sequences", str(t.eval_sequences),
+        "--save-every", str(t.save_every), "--precision", t.precision, "--threads", str(t.threads),
+    ]
+    if ck.step < t.steps:
+        argv += ["--stop-at", str(ck.step)]
+    return argv
