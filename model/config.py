@@ -104,26 +104,15 @@ class SettingConfig:
         """Draw the ``TaskSetting`` this config describes."""
         from algos.tasks import TaskSetting
 
+        common = dict(
+            p=self.p, n_base_tasks=self.n_base_tasks, alpha=self.alpha, task_seed=self.task_seed,
+            split_seed=self.split_seed, n_random_tasks=self.n_random_tasks,
+        )
         if self.convention == "authors":
-            return TaskSetting.authors_replay(
-                p=self.p,
-                n_base_tasks=self.n_base_tasks,
-                alpha=self.alpha,
-                task_seed=self.task_seed,
-                split_seed=self.split_seed,
-                n_random_tasks=self.n_random_tasks,
-                max_ood_tasks=self.max_ood_tasks if self.max_ood_tasks is not None else 256,
-            )
+            cap = self.max_ood_tasks if self.max_ood_tasks is not None else 256
+            return TaskSetting.authors_replay(**common, max_ood_tasks=cap)
         if self.convention == "native":
-            return TaskSetting.build(
-                p=self.p,
-                n_base_tasks=self.n_base_tasks,
-                alpha=self.alpha,
-                task_seed=self.task_seed,
-                split_seed=self.split_seed,
-                n_random_tasks=self.n_random_tasks,
-                max_ood_tasks=self.max_ood_tasks,
-            )
+            return TaskSetting.build(**common, max_ood_tasks=self.max_ood_tasks)
         raise ValueError(f"convention must be 'authors' or 'native', got {self.convention!r}")
 
 
@@ -168,29 +157,26 @@ def _paper(depth: int) -> Preset:
     )
 
 
+def _cpu(depth: int) -> Preset:
+    """The CPU-scale setting of the bundled checkpoints (see README, "Training at CPU scale")."""
+    return Preset(
+        name=f"cpu-d{depth}",
+        setting=SettingConfig(p=7, n_base_tasks=9, n_random_tasks=4, alpha=0.8, task_seed=1, split_seed=0,
+                              convention="native"),
+        model=ModelConfig(p=7, vocab_size=7, d_model=64, n_head=4, n_layer=depth, n_examples=16),
+        train=TrainConfig(
+            steps=8000, batch_size=160, lr=2e-3, warmup_steps=300, weight_decay=0.5,
+            eval_every=250, eval_sequences=320, save_every=250, threads=1,
+        ),
+        description=f"Depth-{depth} model at p = 7 (40 of 49 tasks pre-trained) sized for one core of a CPU.",
+    )
+
+
 PRESETS: dict[str, Preset] = {
     "paper-d2": _paper(2),
     "paper-d4": _paper(4),
-    "cpu-d4": Preset(
-        name="cpu-d4",
-        setting=SettingConfig(p=11, n_base_tasks=20, alpha=0.6, task_seed=1, split_seed=0, convention="native"),
-        model=ModelConfig(p=11, vocab_size=11, d_model=128, n_head=4, n_layer=4, n_examples=16),
-        train=TrainConfig(
-            steps=30_000, batch_size=160, lr=1e-3, warmup_steps=1000, weight_decay=0.5,
-            eval_every=500, eval_sequences=400, save_every=500,
-        ),
-        description="Depth-4 model at p = 11 sized for a 2-core CPU (hours).",
-    ),
-    "cpu-d2": Preset(
-        name="cpu-d2",
-        setting=SettingConfig(p=11, n_base_tasks=20, alpha=0.6, task_seed=1, split_seed=0, convention="native"),
-        model=ModelConfig(p=11, vocab_size=11, d_model=128, n_head=4, n_layer=2, n_examples=16),
-        train=TrainConfig(
-            steps=30_000, batch_size=160, lr=1e-3, warmup_steps=1000, weight_decay=0.5,
-            eval_every=500, eval_sequences=400, save_every=500,
-        ),
-        description="Depth-2 model at p = 11 sized for a 2-core CPU (hours).",
-    ),
+    "cpu-d4": _cpu(4),
+    "cpu-d2": _cpu(2),
     "smoke": Preset(
         name="smoke",
         setting=SettingConfig(p=5, n_base_tasks=2, alpha=0.6, task_seed=1, split_seed=0, convention="native"),
