@@ -122,7 +122,8 @@ def _collect(out: Path, points, threshold: float | None) -> int:
     for base, alpha, folder, _ in points:
         point = read_point(folder)
         if point is not None:
-            rows.append({"n_base_tasks": base, "n_tasks": 4 * base, "alpha": alpha, **point})
+            n_tasks = point.pop("n_tasks") or 4 * base
+            rows.append({"n_base_tasks": base, "n_tasks": n_tasks, "alpha": alpha, **point})
     if not rows:
         print(f"no point of {out} has been evaluated yet", file=sys.stderr)
         return 0

@@ -40,7 +40,10 @@ def classify(acc: dict[str, float], threshold: float = DEFAULT_THRESHOLD) -> str
 
 
 def read_point(run_dir: str | Path) -> dict | None:
-    """Final and best accuracies of one run folder (None when it has no evaluation yet)."""
+    """Final and best accuracies of one run folder (None when it has no evaluation yet).
+
+    ``n_tasks`` is read from the run's checkpoint (it counts random extra tasks too).
+    """
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.jsonl"
     if not metrics.is_file():
@@ -49,7 +52,15 @@ def read_point(run_dir: str | Path) -> dict | None:
     if not history:
         return None
     last = history[-1]
+    n_tasks = None
+    for name in ("final.pt", "last.pt", "best.pt"):
+        if (run_dir / name).is_file():
+            from model.checkpoint import load_checkpoint
+
+            n_tasks = len(load_checkpoint(run_dir / name).setting.pretrain_tasks)
+            break
     return {
+        "n_tasks": n_tasks,
         "run": run_dir.name,
         "step": last["step"],
         "finished": (run_dir / "final.pt").is_file(),
