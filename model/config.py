@@ -165,7 +165,7 @@ def _cpu(depth: int) -> Preset:
                               convention="native"),
         model=ModelConfig(p=7, vocab_size=7, d_model=64, n_head=4, n_layer=depth, n_examples=16),
         train=TrainConfig(
-            steps=8000, batch_size=160, lr=2e-3, warmup_steps=300, weight_decay=0.5,
+            steps=40_000, batch_size=160, lr=2e-3, warmup_steps=300, weight_decay=0.5,
             eval_every=250, eval_sequences=320, save_every=250, threads=1,
         ),
         description=f"Depth-{depth} model at p = 7 (40 of 49 tasks pre-trained) sized for one core of a CPU.",
