@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from algos.tasks import TaskSetting
+from model.config import SettingConfig
 from compare.errors import UsageError
 
 __all__ = ["add_parser"]
@@ -27,14 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.authors_replay:
-        setting = TaskSetting.authors_replay(
-            p=args.p,
-            n_base_tasks=args.base_tasks,
-            alpha=args.alpha,
-            task_seed=args.seed,
-            split_seed=args.split_seed,
-            n_random_tasks=args.random_tasks,
-        )
+        setting = SettingConfig(
+            p=args.p, n_base_tasks=args.base_tasks, n_random_tasks=args.random_tasks, alpha=args.alpha,
+            task_seed=args.seed, split_seed=args.split_seed, convention="authors",
+        ).build()
     else:
         from model.checkpoint import load_checkpoint, resolve_checkpoint
 
