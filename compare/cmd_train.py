@@ -59,7 +59,7 @@ def spec_from_args(args: argparse.Namespace):
     )
     p = setting.p
     model = with_overrides(
-        preset.model, p=p, vocab_size=max(p, preset.model.vocab_size) if args.p is None else p,
+        preset.model, p=p, vocab_size=args.p,  # a new p gets its own vocabulary; else the preset's
         d_model=args.d_model, n_head=args.n_head, n_layer=args.n_layer, n_examples=args.n_examples,
     )
     train = with_overrides(

@@ -42,17 +42,14 @@ the first p logits, so the unused tokens are carried along but never predicted.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import os
-import pickle
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from model.checkpoint import CheckpointError, save_checkpoint
+from model.checkpoint import CheckpointError, read_torch_file, save_checkpoint
 from model.config import ModelConfig, SettingConfig, TrainConfig
 
 __all__ = [
@@ -384,26 +381,7 @@ def _few(keys: list[str], n: int = 4) -> str:
 def load_authors_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:
     """Read a bare state dict of tensors safely (``weights_only``); returns it and the file's SHA-256."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: file not found")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a file")
-    data = path.read_bytes()
-    if not data:
-        raise CheckpointError(f"{path}: file is empty")
-    if data.startswith(b"version https://git-lfs"):
-        raise CheckpointError(f"{path}: a Git LFS pointer, not the weights (fetch the file itself, e.g. `git lfs pull`)")
-    try:
-        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):
-            raise CheckpointError(
-                f"{path}: refused to load: the file contains code or objects that a safe (weights_only) load does not allow"
-            ) from None
-        raise CheckpointError(f"{path}: not a readable torch file (truncated, corrupt or not a torch save)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable torch file ({reason[:160]})") from None
+    blob, sha = read_torch_file(path, "torch file")
     if isinstance(blob, dict) and blob.get("kind") == "icl-modgrok-checkpoint":
         raise CheckpointError(f"{path}: already an icl-modgrok checkpoint (nothing to import)")
     if not isinstance(blob, dict) or not blob or not all(
@@ -411,7 +389,7 @@ def load_authors_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Te
     ):
         what = type(blob).__name__ if not isinstance(blob, dict) else "a dict that is not all name -> tensor"
         raise CheckpointError(f"{path}: expected a bare state dict of tensors (the authors' format), got {what}")
-    return blob, hashlib.sha256(data).hexdigest()
+    return blob, sha
 
 
 def import_authors_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, command: str = "") -> Path:

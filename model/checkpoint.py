@@ -18,6 +18,7 @@ The file is a plain dict of tensors, numbers, strings, lists and dicts, so it lo
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -41,6 +42,7 @@ __all__ = [
     "resolve_checkpoint",
     "bundled_dir",
     "atomic_torch_save",
+    "read_torch_file",
 ]
 
 FORMAT_VERSION = 1
@@ -171,32 +173,44 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Checkpoint:
-    """Load and validate a checkpoint; every failure is a :class:`CheckpointError` naming the file."""
+def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_location: str = "cpu") -> tuple[Any, str]:
+    """Load a torch file safely (``weights_only``); returns the object and the file's SHA-256.
+
+    Every failure is a :class:`CheckpointError` naming the file and the problem: missing,
+    not a file, empty, a Git LFS pointer, truncated or not a torch file, or a pickle that
+    would run code (refused without running it). ``what`` names the file in messages.
+    """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: {what} not found")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
     data = path.read_bytes()
     if not data:
         raise CheckpointError(f"{path}: file is empty")
+    if data.startswith(b"version https://git-lfs"):
+        raise CheckpointError(f"{path}: a Git LFS pointer, not the weights (fetch the file itself, e.g. `git lfs pull`)")
     try:
-        import io
-
         blob = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
         if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             raise CheckpointError(
                 f"{path}: refused to load: the file contains code or objects that a safe (weights_only) "
                 "load does not allow"
             ) from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+        reason = (str(exc).strip().splitlines() or ["unpickling failed"])[0]
+        raise CheckpointError(f"{path}: not a readable {what} ({reason[:160]})") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file: {reason[:160]})") from None
-    return _from_blob(blob, path, hashlib.sha256(data).hexdigest())
+        raise CheckpointError(f"{path}: not a readable {what} (truncated or not a torch file: {reason[:160]})") from None
+    return blob, hashlib.sha256(data).hexdigest()
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Checkpoint:
+    """Load and validate a checkpoint; every failure is a :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    blob, sha = read_torch_file(path, "checkpoint", map_location)
+    return _from_blob(blob, path, sha)
 
 
 def _from_blob(blob: Any, path: Path, sha: str) -> Checkpoint:
