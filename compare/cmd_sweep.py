@@ -130,5 +130,5 @@ def _collect(out: Path, points, threshold: float | None) -> int:
     table = phase_table(rows, DEFAULT_THRESHOLD if threshold is None else threshold)
     write_phase_report(out, table, DEFAULT_THRESHOLD if threshold is None else threshold)
     print(table[["n_tasks", "alpha", "step", "id_train_last", "id_test_last", "ood_train_last",
-                 "ood_test_last", "phase"]].to_string(index=False))
+                 "ood_test_last", "phase", "best_step", "phase_at_best"]].to_string(index=False))
     return 0

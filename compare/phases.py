@@ -4,6 +4,10 @@ A set counts as *solved* when its accuracy at the last shot (the query after
 n_examples - 1 in-context examples) reaches ``threshold`` (default 0.75; chance is 1/p).
 Last-shot accuracy is used because early shots are ambiguous for every predictor.
 
+Each run is classified twice: at its last evaluation, and at the evaluation with the best
+o.o.d.-test accuracy (the one ``best.pt`` holds). The two differ in the paper's transient
+phase, where o.o.d. generalization appears and is then lost to memorization.
+
     o.o.d. generalization   all four sets solved
     o.o.d. memorization     i.d.-train and o.o.d.-train solved, o.o.d.-test not
     i.d. generalization     i.d.-train and i.d.-test solved, o.o.d.-train not
@@ -52,6 +56,8 @@ def read_point(run_dir: str | Path) -> dict | None:
     if not history:
         return None
     last = history[-1]
+    evaluated = [h for h in history if "ood_test" in h]
+    best = max(evaluated, key=lambda h: h["ood_test"]["acc"]) if evaluated else last  # best.pt's rule
     n_tasks = None
     for name in ("final.pt", "last.pt", "best.pt"):
         if (run_dir / name).is_file():
@@ -67,16 +73,24 @@ def read_point(run_dir: str | Path) -> dict | None:
         "wall_clock_seconds": last.get("wall_clock_seconds"),
         **{f"{s}_last": last[s]["acc_last"] for s in SETS if s in last},
         **{f"{s}_acc": last[s]["acc"] for s in SETS if s in last},
-        "ood_test_last_best": max(h["ood_test"]["acc_last"] for h in history if "ood_test" in h),
+        "ood_test_last_best": max((h["ood_test"]["acc_last"] for h in evaluated), default=None),
+        "best_step": best["step"],
+        **{f"{s}_last_at_best": best[s]["acc_last"] for s in SETS if s in best},
     }
 
 
 def phase_table(points: Iterable[dict], threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """One row per run with its parameters, accuracies and phase, sorted by (alpha, n_tasks)."""
+    """One row per run with its parameters, accuracies and phase, sorted by (alpha, n_tasks).
+
+    ``phase`` is the phase at the run's last evaluation; ``phase_at_best`` (when the point
+    carries ``*_last_at_best`` accuracies) the phase at its best o.o.d.-test evaluation.
+    """
     rows = []
     for point in points:
-        acc = {s: point.get(f"{s}_last", 0.0) for s in SETS}
-        rows.append({**point, "phase": classify(acc, threshold)})
+        row = {**point, "phase": classify({s: point.get(f"{s}_last", 0.0) for s in SETS}, threshold)}
+        if any(f"{s}_last_at_best" in point for s in SETS):
+            row["phase_at_best"] = classify({s: point.get(f"{s}_last_at_best", 0.0) for s in SETS}, threshold)
+        rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -93,8 +107,11 @@ _PHASE_COLORS = {  # Okabe-Ito
 }
 
 
-def plot_phase_diagram(table: pd.DataFrame, ax=None, title: str | None = None):
-    """Phase of each (n_tasks, alpha) point, with its last-shot o.o.d.-test accuracy written in."""
+def plot_phase_diagram(table: pd.DataFrame, ax=None, title: str | None = None, at_best: bool = False):
+    """Phase of each (n_tasks, alpha) point, with its last-shot o.o.d.-test accuracy written in.
+
+    ``at_best`` draws the phases at each run's best o.o.d.-test evaluation instead of its last.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -102,18 +119,19 @@ def plot_phase_diagram(table: pd.DataFrame, ax=None, title: str | None = None):
         _, ax = plt.subplots(figsize=(6, 3.8))
     tasks = sorted(table["n_tasks"].unique())
     alphas = sorted(table["alpha"].unique())
+    phase_col, ood_col = ("phase_at_best", "ood_test_last_at_best") if at_best else ("phase", "ood_test_last")
     for _, row in table.iterrows():
         x, y = tasks.index(row["n_tasks"]), alphas.index(row["alpha"])
-        ax.add_patch(plt.Rectangle((x - 0.45, y - 0.45), 0.9, 0.9, color=_PHASE_COLORS[row["phase"]],
+        ax.add_patch(plt.Rectangle((x - 0.45, y - 0.45), 0.9, 0.9, color=_PHASE_COLORS[row[phase_col]],
                                    alpha=1.0 if row.get("finished", True) else 0.45))
-        ax.text(x, y, f"{row.get('ood_test_last', float('nan')):.2f}", ha="center", va="center", fontsize=8)
+        ax.text(x, y, f"{row.get(ood_col, float('nan')):.2f}", ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(tasks)), [str(t) for t in tasks])
     ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
     ax.set_xlim(-0.6, len(tasks) - 0.4)
     ax.set_ylim(-0.6, len(alphas) - 0.4)
     ax.set_xlabel("pre-training tasks n_i.d.")
     ax.set_ylabel("train-input fraction α")
-    present = [ph for ph in PHASES if ph in set(table["phase"])]
+    present = [ph for ph in PHASES if ph in set(table[phase_col])]
     ax.legend(handles=[Patch(color=_PHASE_COLORS[ph], label=ph) for ph in present],
               loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
     if title:

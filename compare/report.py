@@ -398,17 +398,25 @@ def write_phase_report(folder: str | os.PathLike, table: pd.DataFrame, threshold
 
     folder = Path(folder)
     atomic_write_text(folder / "phases.csv", table.to_csv(index=False, float_format="%.4f"))
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    plot_phase_diagram(table, ax, title=f"phase by last-shot accuracy >= {threshold:g} (number: o.o.d.-test)")
+    both = "phase_at_best" in table
+    fig, axes = plt.subplots(2 if both else 1, 1, figsize=(7, 6.6 if both else 3.6), squeeze=False)
+    plot_phase_diagram(table, axes[0, 0], title=f"last evaluation: phase by last-shot accuracy >= {threshold:g} "
+                       "(number: o.o.d.-test)")
+    if both:
+        plot_phase_diagram(table, axes[1, 0], at_best=True,
+                           title="best o.o.d.-test evaluation (best.pt, early stopping)")
     fig.tight_layout()
     tmp = folder / ".phases.tmp.png"
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, folder / "phases.png")
     cols = ["n_tasks", "alpha", "step", "id_train_last", "id_test_last", "ood_train_last", "ood_test_last",
-            "ood_test_last_best", "phase"]
+            "phase", "best_step", "id_train_last_at_best", "id_test_last_at_best", "ood_train_last_at_best",
+            "ood_test_last_at_best", "phase_at_best"]
     shown = table[[c for c in cols if c in table]]
-    lines = ["# Phase diagram", "", f"A set is solved when its last-shot accuracy is at least {threshold:g}.", "",
+    lines = ["# Phase diagram", "", f"A set is solved when its last-shot accuracy is at least {threshold:g}. "
+             "`phase` is read at the run's last evaluation, `phase_at_best` at its best o.o.d.-test "
+             "evaluation (`best_step`, the checkpoint `best.pt` keeps).", "",
              "| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     for _, row in shown.iterrows():
         lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
