@@ -157,18 +157,22 @@ def _paper(depth: int) -> Preset:
     )
 
 
-def _cpu(depth: int) -> Preset:
-    """The CPU-scale setting of the bundled checkpoints (see README, "Training at CPU scale")."""
+def _cpu(depth: int, p: int = 7, n_base_tasks: int = 9, batch_size: int = 160) -> Preset:
+    """The CPU-scale settings of the bundled checkpoints (see README, "Training at CPU scale").
+
+    p = 7: 40 of 49 tasks; p = 11: 100 of 121 tasks (4 random tasks on top of the base tasks' 4x).
+    """
+    n_tasks = 4 * n_base_tasks + 4
     return Preset(
-        name=f"cpu-d{depth}",
-        setting=SettingConfig(p=7, n_base_tasks=9, n_random_tasks=4, alpha=0.8, task_seed=1, split_seed=0,
-                              convention="native"),
-        model=ModelConfig(p=7, vocab_size=7, d_model=64, n_head=4, n_layer=depth, n_examples=16),
+        name=f"cpu-d{depth}" if p == 7 else f"cpu-p{p}-d{depth}",
+        setting=SettingConfig(p=p, n_base_tasks=n_base_tasks, n_random_tasks=4, alpha=0.8, task_seed=1,
+                              split_seed=0, convention="native"),
+        model=ModelConfig(p=p, vocab_size=p, d_model=64, n_head=4, n_layer=depth, n_examples=16),
         train=TrainConfig(
-            steps=40_000, batch_size=160, lr=2e-3, warmup_steps=300, weight_decay=0.5,
+            steps=40_000, batch_size=batch_size, lr=2e-3, warmup_steps=300, weight_decay=0.5,
             eval_every=250, eval_sequences=320, save_every=250, threads=1,
         ),
-        description=f"Depth-{depth} model at p = 7 (40 of 49 tasks pre-trained) sized for one core of a CPU.",
+        description=f"Depth-{depth} model at p = {p} ({n_tasks} of {p * p} tasks pre-trained) sized for one CPU core.",
     )
 
 
@@ -177,6 +181,8 @@ PRESETS: dict[str, Preset] = {
     "paper-d4": _paper(4),
     "cpu-d4": _cpu(4),
     "cpu-d2": _cpu(2),
+    "cpu-p11-d4": _cpu(4, p=11, n_base_tasks=24, batch_size=200),
+    "cpu-p11-d2": _cpu(2, p=11, n_base_tasks=24, batch_size=200),
     "smoke": Preset(
         name="smoke",
         setting=SettingConfig(p=5, n_base_tasks=2, alpha=0.6, task_seed=1, split_seed=0, convention="native"),
