@@ -115,7 +115,7 @@ def _write_slurm(out: Path, points) -> None:
 
 
 def _collect(out: Path, points, threshold: float | None) -> int:
-    from compare.phases import DEFAULT_THRESHOLD, phase_table, read_point
+    from compare.phases import DEFAULT_THRESHOLD, TABLE_COLUMNS, phase_table, read_point
     from compare.report import write_phase_report
 
     rows = []
@@ -129,6 +129,5 @@ def _collect(out: Path, points, threshold: float | None) -> int:
         return 0
     table = phase_table(rows, DEFAULT_THRESHOLD if threshold is None else threshold)
     write_phase_report(out, table, DEFAULT_THRESHOLD if threshold is None else threshold)
-    print(table[["n_tasks", "alpha", "step", "id_train_last", "id_test_last", "ood_train_last",
-                 "ood_test_last", "phase", "best_step", "phase_at_best"]].to_string(index=False))
+    print(table[[c for c in TABLE_COLUMNS if c in table and "_last_at_best" not in c]].to_string(index=False))
     return 0

@@ -4,15 +4,15 @@ A set counts as *solved* when its accuracy at the last shot (the query after
 n_examples - 1 in-context examples) reaches ``threshold`` (default 0.75; chance is 1/p).
 Last-shot accuracy is used because early shots are ambiguous for every predictor.
 
-Each run is classified twice: at its last evaluation, and at the evaluation with the best
-o.o.d.-test accuracy (the one ``best.pt`` holds). The two differ in the paper's transient
-phase, where o.o.d. generalization appears and is then lost to memorization.
-
     o.o.d. generalization   all four sets solved
     o.o.d. memorization     i.d.-train and o.o.d.-train solved, o.o.d.-test not
     i.d. generalization     i.d.-train and i.d.-test solved, o.o.d.-train not
     i.d. memorization       only i.d.-train solved (of the rules above)
     not learned             i.d.-train not solved
+
+Each run is classified twice: at its last evaluation, and at the evaluation with the best
+o.o.d.-test accuracy (the one ``best.pt`` holds). The two differ in the paper's transient
+phase, where o.o.d. generalization appears and is then lost to memorization.
 """
 from __future__ import annotations
 
@@ -22,11 +22,15 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["PHASES", "DEFAULT_THRESHOLD", "classify", "read_point", "phase_table", "plot_phase_diagram"]
+__all__ = ["PHASES", "DEFAULT_THRESHOLD", "TABLE_COLUMNS", "classify", "read_point", "phase_table",
+           "plot_phase_diagram"]
 
 DEFAULT_THRESHOLD = 0.75
 PHASES = ("not learned", "i.d. memorization", "i.d. generalization", "o.o.d. memorization", "o.o.d. generalization")
 SETS = ("id_train", "id_test", "ood_train", "ood_test")
+TABLE_COLUMNS = ("n_tasks", "alpha", "step", *(f"{s}_last" for s in SETS), "phase",
+                 "best_step", *(f"{s}_last_at_best" for s in SETS), "phase_at_best")
+"""The columns a phase table is shown with (printed by ``compare sweep``, written to phases.md)."""
 
 
 def classify(acc: dict[str, float], threshold: float = DEFAULT_THRESHOLD) -> str:
@@ -85,11 +89,14 @@ def phase_table(points: Iterable[dict], threshold: float = DEFAULT_THRESHOLD) ->
     ``phase`` is the phase at the run's last evaluation; ``phase_at_best`` (when the point
     carries ``*_last_at_best`` accuracies) the phase at its best o.o.d.-test evaluation.
     """
+    def phase(point: dict, suffix: str) -> str:
+        return classify({s: point.get(f"{s}{suffix}", 0.0) for s in SETS}, threshold)
+
     rows = []
     for point in points:
-        row = {**point, "phase": classify({s: point.get(f"{s}_last", 0.0) for s in SETS}, threshold)}
+        row = {**point, "phase": phase(point, "_last")}
         if any(f"{s}_last_at_best" in point for s in SETS):
-            row["phase_at_best"] = classify({s: point.get(f"{s}_last_at_best", 0.0) for s in SETS}, threshold)
+            row["phase_at_best"] = phase(point, "_last_at_best")
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:

@@ -394,7 +394,7 @@ def write_phase_report(folder: str | os.PathLike, table: pd.DataFrame, threshold
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from compare.phases import plot_phase_diagram
+    from compare.phases import TABLE_COLUMNS, plot_phase_diagram
 
     folder = Path(folder)
     atomic_write_text(folder / "phases.csv", table.to_csv(index=False, float_format="%.4f"))
@@ -410,10 +410,7 @@ def write_phase_report(folder: str | os.PathLike, table: pd.DataFrame, threshold
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, folder / "phases.png")
-    cols = ["n_tasks", "alpha", "step", "id_train_last", "id_test_last", "ood_train_last", "ood_test_last",
-            "phase", "best_step", "id_train_last_at_best", "id_test_last_at_best", "ood_train_last_at_best",
-            "ood_test_last_at_best", "phase_at_best"]
-    shown = table[[c for c in cols if c in table]]
+    shown = table[[c for c in TABLE_COLUMNS if c in table]]
     lines = ["# Phase diagram", "", f"A set is solved when its last-shot accuracy is at least {threshold:g}. "
              "`phase` is read at the run's last evaluation, `phase_at_best` at its best o.o.d.-test "
              "evaluation (`best_step`, the checkpoint `best.pt` keeps).", "",

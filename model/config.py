@@ -162,10 +162,11 @@ def _cpu(depth: int, p: int = 7, n_base_tasks: int = 9, batch_size: int = 160) -
 
     p = 7: 40 of 49 tasks; p = 11: 100 of 121 tasks (4 random tasks on top of the base tasks' 4x).
     """
-    n_tasks = 4 * n_base_tasks + 4
+    n_random_tasks = 4
+    n_tasks = 4 * n_base_tasks + n_random_tasks
     return Preset(
         name=f"cpu-d{depth}" if p == 7 else f"cpu-p{p}-d{depth}",
-        setting=SettingConfig(p=p, n_base_tasks=n_base_tasks, n_random_tasks=4, alpha=0.8, task_seed=1,
+        setting=SettingConfig(p=p, n_base_tasks=n_base_tasks, n_random_tasks=n_random_tasks, alpha=0.8, task_seed=1,
                               split_seed=0, convention="native"),
         model=ModelConfig(p=p, vocab_size=p, d_model=64, n_head=4, n_layer=depth, n_examples=16),
         train=TrainConfig(
