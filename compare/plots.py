@@ -318,3 +318,47 @@ def plot_attribution(attrib: pd.DataFrame, split: str, outcome: str = "all", ax=
     if title:
         ax.set_title(title, fontsize=8)
     return ax
+
+
+def plot_sequences(sequences: pd.DataFrame, summary: pd.DataFrame, axes=None, *, subject: str = "model"):
+    """The subject's accuracy against k for each example sequence (thin lines; sequence 0
+    dashed), over the pooled accuracy with its interval; one panel per split present.
+    Returns the (1, splits) axes."""
+    splits = [s for s in ("id", "ood") if (sequences["split"] == s).any()]
+    axes = _axes_grid(1, max(len(splits), 1), size=3.2, axes=axes)
+    for ax, split in zip(axes[0], splits):
+        sub = sequences[sequences["split"] == split]
+        for seq, r in sub.groupby("sequence", sort=True):
+            r = r.sort_values("k")
+            ax.plot(r["k"], r["accuracy"], lw=0.8, alpha=0.55, color="#4477AA", marker=".", ms=3,
+                    linestyle="--" if seq == 0 else "-", label="sequence 0" if seq == 0 else None)
+        plot_curve(summary, "accuracy", split, [subject], ax,
+                   ylabel=f"{'i.d.' if split == 'id' else 'o.o.d.'}: {subject} accuracy")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(f"{sub['sequence'].nunique()} example sequences (thin) and pooled (black)", fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
+    return axes
+
+
+def plot_task_accuracy(tasks: pd.DataFrame, p: int, axes=None, *, k: int | None = None, subject: str = "model"):
+    """The subject's accuracy per task (a right, b up) at one k (default: the largest), one
+    panel per split; tasks of the other split are blank. Returns the (1, splits) axes."""
+    k = int(tasks["k"].max()) if k is None else int(k)
+    top = tasks[tasks["k"] == k]
+    splits = [s for s in ("id", "ood") if (top["split"] == s).any()]
+    axes = _map_grid(1, max(len(splits), 1), axes, panel=2.4, right=0.8)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#EEEEEE")
+    for ax, split in zip(axes[0], splits):
+        sub = top[top["split"] == split]
+        acc = np.full((p, p), np.nan)
+        acc[sub["task_a"].to_numpy(), sub["task_b"].to_numpy()] = sub["accuracy"].to_numpy()
+        name = "i.d." if split == "id" else "o.o.d."
+        plot_map(acc, ax, cmap=cmap, vmin=0.0, vmax=1.0,
+                 title=f"{name} tasks: {subject} accuracy at k = {k}\n(task a right, b up; {len(sub)} tasks)")
+    if splits:
+        fig = axes[0, 0].figure
+        box = axes[0, -1].get_position()
+        cax = fig.add_axes((box.x1 + 0.02, box.y0, 0.02, box.height))
+        cb = fig.colorbar(axes[0, -1].images[-1], cax=cax, label=f"{subject} accuracy")
+        cb.ax.tick_params(labelsize=7)
+    return axes

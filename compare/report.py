@@ -7,6 +7,8 @@ A run folder holds::
     manifest.json      what the run was computed from (argv, versions, checkpoint, setting, k, sequences)
     summary.csv        per (split, k, predictor) rates with bootstrap intervals (compare.summary)
     attribution.csv    exclusive attribution of the model's answers
+    sequences.csv      per (split, k, example sequence) model accuracy and each algorithm's coverage
+    tasks.csv          the same per (split, k, task)
     report.md / .html  headline table and links to every figure
     curves.png         coverage, agreement and model accuracy against k
     attribution.png    stacked attribution shares against k
@@ -232,6 +234,8 @@ def write_report(
 
     tables.summary.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
     tables.attribution.to_csv(folder / "attribution.csv", index=False, float_format="%.6g")
+    tables.sequences.to_csv(folder / "sequences.csv", index=False, float_format="%.6g")
+    tables.tasks.to_csv(folder / "tasks.csv", index=False, float_format="%.6g")
 
     figures: list[tuple[str, str]] = []  # (file, caption)
 
@@ -248,6 +252,11 @@ def write_report(
         for ax, split in zip(axs[0], splits):
             plots.plot_attribution(tables.attribution, split, ax=ax, title=_split_name(split))
         save(fig, "attribution.png", "Which algorithm explains each model answer (first agreeing, in order), per k")
+    axes = plots.plot_task_accuracy(tables.tasks, p, subject=subject)
+    save(axes[0, 0].figure, "tasks.png", "Model accuracy per task at the largest k: which tasks are hard")
+    if tables.sequences["sequence"].nunique() > 1:
+        axes = plots.plot_sequences(tables.sequences, tables.summary, subject=subject)
+        save(axes[0, 0].figure, "sequences.png", "Model accuracy against k for each example sequence: how much it depends on which examples the prompt holds")
     for split in splits:
         axes = plots.plot_agreement_heatmaps(tables.maps, split, p, [subject, *fig_refs], subject=subject,
                                              title=f"{_split_name(split)} tasks: share of tasks where the model agrees, per cell")
@@ -316,6 +325,64 @@ def _about(manifest: dict) -> list[tuple[str, str]]:
     return items
 
 
+def _rm_cell(r: pd.DataFrame) -> str:
+    """Ratio Matching's agreement % (coverage %) in a one-row breakdown frame."""
+    if r.empty or "ratio_matching_coverage" not in r:
+        return "–"
+    return f"{_pct(r['ratio_matching_agreement'].iloc[0])} ({_pct(r['ratio_matching_coverage'].iloc[0])})"
+
+
+def _sequence_rows(tables, subject: str) -> tuple[list[str], list[list[str]], str] | None:
+    """Per example sequence at the largest k: the subject's accuracy per split and Ratio
+    Matching's agreement and coverage there; None for a run with one sequence."""
+    seqs = tables.sequences
+    if seqs["sequence"].nunique() < 2:
+        return None
+    k = int(seqs["k"].max())
+    top = seqs[seqs["k"] == k]
+    splits = [s for s in ("id", "ood") if (top["split"] == s).any()]
+    header = ["sequence"]
+    for s in splits:
+        header += [f"{_split_name(s)}: {subject} accuracy %", f"{_split_name(s)}: {_RM_HEAD}"]
+    rows = []
+    for seq, g in top.groupby("sequence", sort=True):
+        row = [str(int(seq))]
+        for s in splits:
+            r = g[g["split"] == s]
+            row += ["–" if r.empty else _pct(r["accuracy"].iloc[0]), _rm_cell(r)]
+        rows.append(row)
+    spread = []
+    for s in splits:
+        acc = top.loc[top["split"] == s, "accuracy"]
+        spread.append(f"{_split_name(s)} {_pct(acc.min())} / {_pct(acc.median())} / {_pct(acc.max())}")
+    note = (f"At k = {k}, {subject} accuracy over the {len(rows)} example sequences, min / median / max: "
+            + "; ".join(spread) + ". Every k: [sequences.csv](sequences.csv).")
+    return header, rows, note
+
+
+def _task_rows(tables, subject: str, n: int = 10) -> tuple[list[str], list[list[str]], str]:
+    """The ``n`` tasks of each split with the lowest subject accuracy at the largest k."""
+    tasks = tables.tasks
+    k = int(tasks["k"].max())
+    top = tasks[tasks["k"] == k]
+    header = ["split", "task (a, b)", f"{subject} accuracy %", _RM_HEAD]
+    rows, counts = [], []
+    for s in ("id", "ood"):
+        sub = top[top["split"] == s].sort_values(["accuracy", "task_a", "task_b"], kind="stable")
+        if sub.empty:
+            continue
+        counts.append(f"{min(n, len(sub))} of {len(sub)} {_split_name(s)}")
+        for _, r in sub.head(n).iterrows():
+            rows.append([_split_name(s), f"({int(r['task_a'])}, {int(r['task_b'])})", _pct(r["accuracy"]),
+                         _rm_cell(r.to_frame().T)])
+    note = (f"The hardest tasks at k = {k} ({', '.join(counts)} tasks), pooled over example sequences; "
+            "every task and k: [tasks.csv](tasks.csv).")
+    return header, rows, note
+
+
+_RM_HEAD = "Ratio Matching agreement % (coverage %)"
+
+
 def _write_pages(folder: Path, manifest: dict, tables, figures, subject: str, refs: Sequence[str]) -> None:
     header, rows = _headline_rows(tables, subject, refs)
     about = _about(manifest)
@@ -326,11 +393,19 @@ def _write_pages(folder: Path, manifest: dict, tables, figures, subject: str, re
         "algorithm gives. Full table with intervals: [summary.csv](summary.csv); attribution: "
         "[attribution.csv](attribution.csv); every cell: [cells.parquet](cells.parquet)."
     )
+    sections = [("Headline", header, rows, note)]
+    per_seq = _sequence_rows(tables, subject)
+    if per_seq is not None:
+        sections.append(("By example sequence", *per_seq))
+    sections.append(("Hardest tasks", *_task_rows(tables, subject)))
+
     md = [f"# {title}", ""]
     md += [f"- **{k}**: {v}" for k, v in about]
-    md += ["", "## Headline", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    md += ["", note, "", "## Figures", ""]
+    for name, head, body, text in sections:
+        md += ["", f"## {name}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        md += ["| " + " | ".join(r) + " |" for r in body]
+        md += ["", text]
+    md += ["", "## Figures", ""]
     for name, caption in figures:
         md += [f"### {caption}", "", f"![{caption}]({name})", ""]
     (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
@@ -345,11 +420,12 @@ def _write_pages(folder: Path, manifest: dict, tables, figures, subject: str, re
         "img{max-width:100%}figure{margin:1.5em 0}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         "<ul>" + "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in about) + "</ul>",
-        "<h2>Headline</h2>",
-        "<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in header) + "</tr>",
     ]
-    h += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
-    h += ["</table>", "<p>" + _md_links_to_html(e(note)) + "</p>", "<h2>Figures</h2>"]
+    for name, head, body, text in sections:
+        h += [f"<h2>{e(name)}</h2>", "<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in head) + "</tr>"]
+        h += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in body]
+        h += ["</table>", "<p>" + _md_links_to_html(e(text)) + "</p>"]
+    h.append("<h2>Figures</h2>")
     for name, caption in figures:
         h.append(f'<figure><a href="{e(name)}"><img src="{e(name)}" alt="{e(caption)}"></a><figcaption>{e(caption)}</figcaption></figure>')
     h.append("</body></html>")

@@ -35,6 +35,8 @@ __all__ = [
     "explained_by",
     "agreement_maps",
     "task_panels",
+    "breakdown",
+    "BREAKDOWNS",
     "headline",
     "Summaries",
     "compute_all",
@@ -390,6 +392,54 @@ def task_panels(
     return {"ks": ks, "model_right": place(s_right, bool), "answered": answered, "difference": difference}
 
 
+# ---------------------------------------------------------------------- breakdowns
+#: What :func:`breakdown` can group by, and the columns that name one group.
+BREAKDOWNS = {"sequence": ("sequence",), "task": ("task_a", "task_b")}
+
+
+def breakdown(
+    cells: pd.DataFrame, by: str, subject: str = "model", references: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Per (split, k, example sequence) or per (split, k, task): the subject's accuracy and
+    each reference's coverage and agreement, pooled over everything else.
+
+    The summary averages over tasks and sequences; these tables show where the average
+    comes from: which examples a prompt holds (``by="sequence"``; sequence 0 is the
+    authors' when the run used it) and which tasks are hard (``by="task"``). Columns:
+    split, k, the group's columns, n_units (tasks or sequences pooled), n_cells, accuracy,
+    then ``<reference>_coverage`` and ``<reference>_agreement`` for each reference.
+    """
+    if by not in BREAKDOWNS:
+        raise ValueError(f"breakdown by {by!r}: choose one of {', '.join(BREAKDOWNS)}")
+    keys = list(BREAKDOWNS[by])
+    refs = list(reference_names(cells, subject) if references is None else references)
+    s_pred = cells[f"pred_{subject}"].to_numpy()
+    other = "sequence" if by == "task" else "task"
+    cols: dict[str, object] = {
+        "split": pd.Categorical.from_codes(_split_codes(cells), categories=list(SPLITS)),
+        "k": cells["k"].to_numpy(np.int64),
+        **{c: cells[c].to_numpy(np.int64) for c in keys},
+        "unit": (cells["sequence"].to_numpy(np.int64) if other == "sequence"
+                 else cells["task_a"].to_numpy(np.int64) * 65536 + cells["task_b"].to_numpy(np.int64)),
+        "n_cells": np.ones(len(cells), dtype=np.int64),
+        "right": (s_pred == cells["z_true"].to_numpy()).astype(np.int64),
+    }
+    for r in refs:
+        rp = cells[f"pred_{r}"].to_numpy()
+        cols[f"{r}_answers"] = (rp != -1).astype(np.int64)
+        cols[f"{r}_agrees"] = ((rp != -1) & (rp == s_pred)).astype(np.int64)
+    g = pd.DataFrame(cols).groupby(["split", "k", *keys], observed=True, sort=True)
+    sums = g.sum(numeric_only=True).drop(columns="unit")
+    out = pd.DataFrame({"n_units": g["unit"].nunique(), "n_cells": sums["n_cells"]})
+    out["accuracy"] = sums["right"] / sums["n_cells"]
+    for r in refs:
+        out[f"{r}_coverage"] = sums[f"{r}_answers"] / sums["n_cells"]
+        out[f"{r}_agreement"] = sums[f"{r}_agrees"] / sums[f"{r}_answers"].replace(0, np.nan)
+    out = out.reset_index()
+    out["split"] = out["split"].astype(str)
+    return out
+
+
 def headline(summary: pd.DataFrame, attrib: pd.DataFrame | None = None, subject: str = "model") -> pd.DataFrame:
     """The report's headline table: per split and k, the subject's accuracy, each
     reference's agreement and coverage, and the share of subject answers nothing explains."""
@@ -419,6 +469,8 @@ class Summaries:
     attribution: pd.DataFrame
     maps: pd.DataFrame
     headline: pd.DataFrame
+    sequences: pd.DataFrame  # breakdown(by="sequence")
+    tasks: pd.DataFrame  # breakdown(by="task")
 
 
 def compute_all(
@@ -431,9 +483,13 @@ def compute_all(
     seed: int = 0,
     level: float = 0.95,
 ) -> Summaries:
-    """:func:`summarize`, :func:`attribution`, :func:`agreement_maps` and :func:`headline`."""
+    """:func:`summarize`, :func:`attribution`, :func:`agreement_maps`, :func:`headline` and
+    both :func:`breakdown` tables."""
     refs = list(reference_names(cells, subject) if references is None else references)
     summ = summarize(cells, subject, refs, n_boot=n_boot, seed=seed, level=level)
     attrib = attribution(cells, subject, refs, n_boot=n_boot, seed=seed, level=level)
     maps = agreement_maps(cells, p, subject, refs)
-    return Summaries(summ, attrib, maps, headline(summ, attrib, subject))
+    return Summaries(
+        summ, attrib, maps, headline(summ, attrib, subject),
+        breakdown(cells, "sequence", subject, refs), breakdown(cells, "task", subject, refs),
+    )

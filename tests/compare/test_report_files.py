@@ -118,6 +118,33 @@ def test_write_and_read_run(run, tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == len(tables.summary)
     assert pd.read_csv(out / "cells.csv").shape == cells.shape
+    assert len(pd.read_csv(out / "sequences.csv")) == len(tables.sequences)
+    assert len(pd.read_csv(out / "tasks.csv")) == len(tables.tasks) and "tasks.png" in figures
+    assert "sequences.png" not in names and "By example sequence" not in md  # one sequence: nothing to spread
+
+
+def test_several_sequences_get_their_table_and_figure(tmp_path):
+    setting = TaskSetting.build(P, n_base_tasks=2, alpha=0.6)
+    tasks = np.array(list(itertools.product(range(P), repeat=2)))
+    seqs = build_sequences(P, 3, n_random=3, seed=2)
+    cells = run_comparison(setting, tasks, seqs, (1, 3), NoisyModel(ModularRegression(P)), reference_solvers(setting)).cells
+    manifest = {"p": P, "ks": [1, 3], "sequences": seqs.tolist(), "n_boot": 20, "seed": 0, "checkpoint": {"name": "toy"}}
+    tables = compute_all(cells, P, n_boot=20)
+    with report.atomic_output_dir(tmp_path / "r") as tmp:
+        figures = report.write_report(tmp, cells, manifest, tables)
+    assert "sequences.png" in figures
+    md = (tmp_path / "r" / "report.md").read_text()
+    section = md.split("## By example sequence")[1].split("## Figures")[0]
+    rows = [line for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [r.split("|")[1].strip() for r in rows] == ["0", "1", "2", "3"]
+    top = tables.sequences[(tables.sequences.k == 3) & (tables.sequences.split == "ood")]
+    assert f"o.o.d. {100 * top.accuracy.min():.1f} / " in section
+    assert "By example sequence" in (tmp_path / "r" / "report.html").read_text()
+    hardest = md.split("## Hardest tasks")[1].split("## Figures")[0]
+    first_ood = next(line for line in hardest.splitlines() if line.startswith("| o.o.d. |"))
+    worst = tables.tasks[(tables.tasks.k == 3) & (tables.tasks.split == "ood")].sort_values(
+        ["accuracy", "task_a", "task_b"]).iloc[0]
+    assert f"({worst.task_a}, {worst.task_b}) | {100 * worst.accuracy:.1f} |" in first_ood
 
 
 def test_grid_task_and_algorithm_choice(run, tmp_path):
@@ -178,6 +205,14 @@ def test_plot_functions_draw_on_given_axes_and_never_save(run, tmp_path, monkeyp
     assert out.shape == (2, 3)
     out = plots.plot_curves(tables.summary, ["model", "ratio_matching", "modular_regression"])
     assert out.shape == (2, 3)
+    out = plots.plot_sequences(tables.sequences, tables.summary)
+    assert out.shape == (1, 2)
+    out = plots.plot_task_accuracy(tables.tasks, P)
+    shown = out[0, 1].images[-1].get_array()  # o.o.d. panel: tasks as (b, a), others masked
+    ood = tables.tasks[(tables.tasks.k == 3) & (tables.tasks.split == "ood")]
+    assert shown.count() == len(ood)
+    r = ood.iloc[0]
+    assert shown[r.task_b, r.task_a] == pytest.approx(r.accuracy)
     plt.close("all")
     assert saved == [] and list(tmp_path.iterdir()) == []
 

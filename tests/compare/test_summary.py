@@ -16,6 +16,7 @@ from compare.summary import (
     NONE,
     agreement_maps,
     attribute_cells,
+    breakdown,
     attribution,
     compute_all,
     explained_by,
@@ -176,3 +177,39 @@ def test_parquet_round_trip_gives_the_same_summaries(cells, tmp_path):
     pd.testing.assert_frame_equal(a.summary, b.summary)
     pd.testing.assert_frame_equal(a.attribution, b.attribution)
     pd.testing.assert_frame_equal(a.maps, b.maps)
+
+
+def test_by_sequence_by_hand():
+    two = _hand_table()
+    two.loc[two.task_a == 2, "sequence"] = 1  # unit B becomes sequence 1 of task (1, 0)
+    two.loc[two.task_a == 2, "task_a"] = 1
+    t = breakdown(two, "sequence").set_index("sequence")
+    assert list(t.index) == [0, 1] and (t["n_units"] == 1).all() and (t["n_cells"] == 4).all()
+    assert t.loc[0, "accuracy"] == pytest.approx(2 / 4) and t.loc[1, "accuracy"] == pytest.approx(1 / 4)
+    assert t.loc[0, "ref_coverage"] == pytest.approx(2 / 4) and t.loc[1, "ref_coverage"] == pytest.approx(3 / 4)
+    assert t.loc[0, "ref_agreement"] == pytest.approx(1 / 2) and t.loc[1, "ref_agreement"] == pytest.approx(2 / 3)
+    by_task = breakdown(two, "task")  # one task, two sequences pooled: the whole table
+    assert len(by_task) == 1 and by_task["n_units"].iloc[0] == 2
+    assert by_task["accuracy"].iloc[0] == pytest.approx(3 / 8) and by_task["ref_agreement"].iloc[0] == pytest.approx(3 / 5)
+    with pytest.raises(ValueError, match="choose one of sequence, task"):
+        breakdown(two, "query")
+
+
+@pytest.mark.parametrize("by, n_rows", [("sequence", 3 * 2 * 3), ("task", P * P * 3)])
+def test_breakdowns_pool_back_to_the_summary(cells, by, n_rows):
+    """Cell-weighted over their groups, the per-sequence and per-task rates are the summary's."""
+    per = breakdown(cells, by)
+    # 3 sequences in both splits, or each of the p^2 tasks in its own split; 3 k values
+    assert len(per) == n_rows and set(per["split"]) == {"id", "ood"}
+    summ = summarize(cells, n_boot=0).set_index(["split", "k", "predictor"])
+    for (split, k), g in per.groupby(["split", "k"]):
+        w = g["n_cells"] / g["n_cells"].sum()
+        assert (w * g["accuracy"]).sum() == pytest.approx(summ.loc[(split, k, "model"), "accuracy"])
+        for ref in ("ratio_matching", "modular_regression"):
+            cov = summ.loc[(split, k, ref), "coverage"]
+            assert (w * g[f"{ref}_coverage"]).sum() == pytest.approx(cov)
+            answered = g["n_cells"] * g[f"{ref}_coverage"]
+            agree = (answered * g[f"{ref}_agreement"].fillna(0)).sum() / answered.sum()
+            assert agree == pytest.approx(summ.loc[(split, k, ref), "agreement"])
+    tables = compute_all(cells, P, n_boot=0)
+    assert (tables.sequences if by == "sequence" else tables.tasks).equals(per)
