@@ -28,7 +28,7 @@ import numpy as np
 
 from algos.field import check_prime
 
-__all__ = ["TaskSetting", "task_labels", "SETTING_FORMAT"]
+__all__ = ["TaskSetting", "task_labels", "same_line_counts", "SETTING_FORMAT"]
 
 SETTING_FORMAT = 1
 _MAX_PARTNER_TRIES = 1000
@@ -43,6 +43,27 @@ def task_labels(p: int, tasks: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
     inputs = np.asarray(inputs, dtype=np.int64).reshape(-1, 2)
     return (tasks @ inputs.T) % p
+
+
+
+def same_line_counts(p: int, tasks: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """For each task (a, b), how many tasks of ``among`` lie on its line through the
+    origin: the multiples c·(a, b), c = 1..p-1 (the task itself counts when in ``among``).
+
+    Tasks on one line share their zero set {(x, y): a·x + b·y = 0} and differ only by a
+    scale of every answer, so an o.o.d. task whose line is full of pre-training tasks is
+    o.o.d. only by that scale. (0, 0) is alone on its "line".
+    tasks (n, 2), among (m, 2) -> (n,) int64.
+    """
+    tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
+    among = np.asarray(among, dtype=np.int64).reshape(-1, 2)
+    member = np.zeros(p * p, dtype=bool)
+    member[among[:, 0] * p + among[:, 1]] = True
+    c = np.arange(1, p, dtype=np.int64)
+    multiples = (tasks[:, None, :] * c[None, :, None]) % p  # (n, p-1, 2), distinct unless the task is 0
+    hits = member[multiples[..., 0] * p + multiples[..., 1]].sum(axis=1)
+    zero = (tasks == 0).all(axis=1)
+    return np.where(zero, member[0].astype(np.int64), hits).astype(np.int64)
 
 
 def _as_pairs(tasks: Any, p: int, what: str) -> tuple[tuple[int, int], ...]:

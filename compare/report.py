@@ -235,7 +235,8 @@ def write_report(
     tables.summary.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
     tables.attribution.to_csv(folder / "attribution.csv", index=False, float_format="%.6g")
     tables.sequences.to_csv(folder / "sequences.csv", index=False, float_format="%.6g")
-    tables.tasks.to_csv(folder / "tasks.csv", index=False, float_format="%.6g")
+    tasks = _with_lines(tables.tasks, manifest)
+    tasks.to_csv(folder / "tasks.csv", index=False, float_format="%.6g")
 
     figures: list[tuple[str, str]] = []  # (file, caption)
 
@@ -278,8 +279,20 @@ def write_report(
         axes = plots.plot_task_grid(panels, seq, title=f"task ({a}, {b}), {_split_name(split)}, sequence {grid_sequence}")
         save(axes[0, 0].figure, f"grid_{split}_{a}_{b}.png", f"Task ({a}, {b}) ({_split_name(split)}): k-shot grid")
 
-    _write_pages(folder, manifest, tables, figures, subject, fig_refs)
+    _write_pages(folder, manifest, tables, tasks, figures, subject, fig_refs)
     return [f for f, _ in figures]
+
+
+def _with_lines(tasks: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """The per-task table plus ``pretrain_on_line``: how many pre-training tasks lie on each
+    task's line c·(a, b) (:func:`algos.tasks.same_line_counts`), when the manifest lists them."""
+    pre = manifest.get("pretrain_tasks")
+    if pre is None:
+        return tasks
+    from algos.tasks import same_line_counts
+
+    counts = same_line_counts(int(manifest["p"]), tasks[["task_a", "task_b"]].to_numpy(), np.asarray(pre, dtype=np.int64))
+    return tasks.assign(pretrain_on_line=counts)
 
 
 def _split_name(split: str) -> str:
@@ -360,12 +373,13 @@ def _sequence_rows(tables, subject: str) -> tuple[list[str], list[list[str]], st
     return header, rows, note
 
 
-def _task_rows(tables, subject: str, n: int = 10) -> tuple[list[str], list[list[str]], str]:
+def _task_rows(tasks: pd.DataFrame, subject: str, n: int = 10) -> tuple[list[str], list[list[str]], str]:
     """The ``n`` tasks of each split with the lowest subject accuracy at the largest k."""
-    tasks = tables.tasks
     k = int(tasks["k"].max())
     top = tasks[tasks["k"] == k]
+    lines = "pretrain_on_line" in top
     header = ["split", "task (a, b)", f"{subject} accuracy %", _RM_HEAD]
+    header += ["pre-training tasks on its line c·(a, b)"] if lines else []
     rows, counts = [], []
     for s in ("id", "ood"):
         sub = top[top["split"] == s].sort_values(["accuracy", "task_a", "task_b"], kind="stable")
@@ -374,7 +388,7 @@ def _task_rows(tables, subject: str, n: int = 10) -> tuple[list[str], list[list[
         counts.append(f"{min(n, len(sub))} of {len(sub)} {_split_name(s)}")
         for _, r in sub.head(n).iterrows():
             rows.append([_split_name(s), f"({int(r['task_a'])}, {int(r['task_b'])})", _pct(r["accuracy"]),
-                         _rm_cell(r.to_frame().T)])
+                         _rm_cell(r.to_frame().T)] + ([str(int(r["pretrain_on_line"]))] if lines else []))
     note = (f"The hardest tasks at k = {k} ({', '.join(counts)} tasks), pooled over example sequences; "
             "every task and k: [tasks.csv](tasks.csv).")
     return header, rows, note
@@ -383,7 +397,8 @@ def _task_rows(tables, subject: str, n: int = 10) -> tuple[list[str], list[list[
 _RM_HEAD = "Ratio Matching agreement % (coverage %)"
 
 
-def _write_pages(folder: Path, manifest: dict, tables, figures, subject: str, refs: Sequence[str]) -> None:
+def _write_pages(folder: Path, manifest: dict, tables, tasks: pd.DataFrame, figures, subject: str,
+                 refs: Sequence[str]) -> None:
     header, rows = _headline_rows(tables, subject, refs)
     about = _about(manifest)
     title = f"k-shot comparison: {(manifest.get('checkpoint') or {}).get('name', 'run')}"
@@ -397,7 +412,7 @@ def _write_pages(folder: Path, manifest: dict, tables, figures, subject: str, re
     per_seq = _sequence_rows(tables, subject)
     if per_seq is not None:
         sections.append(("By example sequence", *per_seq))
-    sections.append(("Hardest tasks", *_task_rows(tables, subject)))
+    sections.append(("Hardest tasks", *_task_rows(tasks, subject)))
 
     md = [f"# {title}", ""]
     md += [f"- **{k}**: {v}" for k, v in about]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from algos.tasks import SETTING_FORMAT, TaskSetting, task_labels
+from algos.tasks import SETTING_FORMAT, TaskSetting, same_line_counts, task_labels
 
 # at most about p^2 / 12 base tasks, so the greedy rule has room to place partners
 BASE_LIMIT = {5: 2, 7: 4, 11: 10, 13: 14}
@@ -144,3 +144,25 @@ def _explicit(**overrides):
 def test_bad_settings_are_rejected(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@given(rectangular_settings())
+def test_the_rule_adds_no_diagonal_task(setting):
+    """Partners (a, y), (x, b), (x, y) have x != y, y != a, x != b: a task (c, c) enters
+    pre-training only as a base or random task, so dense settings leave the diagonal o.o.d."""
+    n = setting.n_base_tasks
+    partners = setting.pretrain_tasks[n : 4 * n]
+    assert all(a != b for a, b in partners)
+
+
+@given(st.sampled_from([2, 3, 5, 7]), st.data())
+def test_same_line_counts_match_brute_force(p, data):
+    import galois
+
+    GF = galois.GF(p)
+    every = [(a, b) for a in range(p) for b in range(p)]
+    among = data.draw(st.lists(st.sampled_from(every), unique=True, max_size=p * p))
+    counts = same_line_counts(p, np.array(every), np.array(among, dtype=np.int64).reshape(-1, 2))
+    for (a, b), n in zip(every, counts):
+        line = {tuple(int(v) for v in GF(c) * GF([a, b])) for c in range(1, p)}
+        assert n == len(line & set(among))

@@ -128,7 +128,8 @@ def test_several_sequences_get_their_table_and_figure(tmp_path):
     tasks = np.array(list(itertools.product(range(P), repeat=2)))
     seqs = build_sequences(P, 3, n_random=3, seed=2)
     cells = run_comparison(setting, tasks, seqs, (1, 3), NoisyModel(ModularRegression(P)), reference_solvers(setting)).cells
-    manifest = {"p": P, "ks": [1, 3], "sequences": seqs.tolist(), "n_boot": 20, "seed": 0, "checkpoint": {"name": "toy"}}
+    manifest = {"p": P, "ks": [1, 3], "sequences": seqs.tolist(), "n_boot": 20, "seed": 0, "checkpoint": {"name": "toy"},
+                "pretrain_tasks": setting.pretrain_array.tolist()}
     tables = compute_all(cells, P, n_boot=20)
     with report.atomic_output_dir(tmp_path / "r") as tmp:
         figures = report.write_report(tmp, cells, manifest, tables)
@@ -145,6 +146,12 @@ def test_several_sequences_get_their_table_and_figure(tmp_path):
     worst = tables.tasks[(tables.tasks.k == 3) & (tables.tasks.split == "ood")].sort_values(
         ["accuracy", "task_a", "task_b"]).iloc[0]
     assert f"({worst.task_a}, {worst.task_b}) | {100 * worst.accuracy:.1f} |" in first_ood
+    per_task = pd.read_csv(tmp_path / "r" / "tasks.csv")
+    on_line = per_task[per_task.k == 3].set_index(["task_a", "task_b"])["pretrain_on_line"]
+    for a, b in setting.pretrain_tasks:  # every pre-training task is on its own line
+        assert on_line[(a, b)] >= 1
+    assert on_line[(0, 0)] == int((0, 0) in setting.pretrain_tasks)
+    assert first_ood.endswith(f"| {on_line[(worst.task_a, worst.task_b)]} |")
 
 
 def test_grid_task_and_algorithm_choice(run, tmp_path):
