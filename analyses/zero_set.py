@@ -1,0 +1,109 @@
+"""Does one in-context example on the zero set of the diagonal tasks throw the model off?
+
+The o.o.d. tasks (a, a) share the zero set x + y = 0 (mod p): every example (x, -x) has
+answer 0 for all of them. ``reports/d4-seq16`` shows `d4.pt` answering the (a, a) well
+on the example sequences without such an example and badly on those with one. This script
+tests that as an intervention, with everything else held fixed: for each sequence of the
+comparison (the authors' and ``--sequences`` random ones, as ``compare run`` draws them),
+it builds a twin that differs in the first ``--k`` examples only there:
+
+- a sequence without an example on x + y = 0 gets one, (x, -x) with x drawn at random, at
+  a random position;
+- a sequence with such examples has each replaced by a fresh input off that line.
+
+It then scores the model at k on the full grids of the o.o.d. diagonal tasks (a, a),
+a != 0, and, as a control, of the other o.o.d. tasks except (0, 0), before and after.
+Prints one line per sequence, then one JSON object as the last line.
+
+    python analyses/zero_set.py [--ckpt d4.pt] [--k 8] [--sequences 16] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def twin(seq: np.ndarray, p: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """(the twin sequence, whether the original had an example on x + y = 0); seq (k, 2)."""
+    on_line = (seq.sum(axis=1) % p) == 0
+    used = {tuple(v) for v in seq.tolist()}
+    out = seq.copy()
+    if on_line.any():
+        for j in np.flatnonzero(on_line):
+            while True:
+                v = tuple(int(c) for c in rng.integers(0, p, 2))
+                if sum(v) % p and v not in used:
+                    break
+            out[j] = v
+            used.add(v)
+    else:
+        j = int(rng.integers(0, len(seq)))
+        while True:
+            x = int(rng.integers(1, p))
+            if (x, (-x) % p) not in used:
+                break
+        out[j] = (x, (-x) % p)
+    return out, bool(on_line.any())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", default="d4.pt")
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--sequences", type=int, default=16, help="random sequences beside the authors' one")
+    ap.add_argument("--seed", type=int, default=0, help="draws the random sequences and the twins")
+    args = ap.parse_args(argv)
+
+    from algos.solvers import RatioMatching
+    from compare.engine import run_comparison
+    from compare.grid import build_sequences  # the same draw as `compare run --sequences`
+    from model.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+    from model.predictor import ModelPredictor
+
+    try:
+        ck = load_checkpoint(resolve_checkpoint(args.ckpt))
+    except (CheckpointError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setting, p = ck.setting, ck.setting.p
+    if not 1 <= args.k <= ck.model_config.n_examples - 1:
+        print(f"error: --k {args.k} is outside 1..{ck.model_config.n_examples - 1} for this checkpoint", file=sys.stderr)
+        return 2
+    diag = np.array([t for t in setting.ood_tasks if t[0] == t[1] != 0]).reshape(-1, 2)
+    other = np.array([t for t in setting.ood_tasks if t[0] != t[1]]).reshape(-1, 2)
+    if len(diag) == 0 or len(other) == 0:
+        print("error: this setting has no o.o.d. diagonal tasks (a, a) or no other o.o.d. tasks", file=sys.stderr)
+        return 2
+
+    seqs = build_sequences(p, args.k, n_random=args.sequences, seed=args.seed)[:, : args.k]
+    rng = np.random.default_rng([args.seed, 1])
+    pairs = [twin(s, p, rng) for s in seqs]
+    both = np.stack([x for s, (t, _) in zip(seqs, pairs) for x in (s, t)])  # original, twin, ...
+    had = np.array([h for _, h in pairs])
+    model = ModelPredictor(ck, device="cpu", batch_prefixes=256)
+
+    result: dict[str, object] = {"analysis": "zero_set", "checkpoint": ck.path.name if ck.path else args.ckpt,
+                                 "p": p, "k": args.k, "n_sequences": len(seqs),
+                                 "n_with_zero_set_example": int(had.sum())}
+    for name, tasks in (("diagonal", diag), ("other_ood", other)):
+        cells = run_comparison(setting, tasks, both, (args.k,), model, [RatioMatching(p)]).cells
+        acc = cells.assign(ok=cells["pred_model"] == cells["z_true"]).groupby("sequence")["ok"].mean().to_numpy()
+        before, after = acc[0::2], acc[1::2]
+        print(f"{name} ({len(tasks)} tasks): accuracy at k = {args.k}, original -> twin")
+        for i, (b, a, h) in enumerate(zip(before, after, had)):
+            print(f"  sequence {i:3d}  {'had one, removed' if h else 'had none, added '}  {b:.3f} -> {a:.3f}")
+        for key, mask in (("added", ~had), ("removed", had)):
+            if mask.any():
+                result[f"{name}_{key}_before"] = round(float(before[mask].mean()), 4)
+                result[f"{name}_{key}_after"] = round(float(after[mask].mean()), 4)
+                result[f"{name}_{key}_sequences_moved_as_predicted"] = int(
+                    ((after < before) if key == "added" else (after > before))[mask].sum())
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
