@@ -37,8 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help='id, ood, all (default) or an explicit list "a,b;a,b"')
     p.add_argument("--sequences", type=int, default=0, metavar="N",
                    help="random example sequences added after the authors' shared one (default 0)")
+    p.add_argument("--examples", action="append", default=[], metavar="SPEC",
+                   help='an example sequence given by hand, "x,y;x,y;..." (at least max k inputs); '
+                   "repeat for more; they follow the authors' sequence and precede the random ones")
     p.add_argument("--no-authors-sequence", action="store_true",
-                   help="leave out the authors' sequence (then --sequences must be >= 1)")
+                   help="leave out the authors' sequence (then give --examples or --sequences >= 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sequences and the bootstrap (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/<checkpoint name>/)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
@@ -75,7 +78,7 @@ def _names(spec: str | None, flag: str) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
-    from compare.grid import build_sequences, check_ks, parse_k, parse_task_list, select_tasks
+    from compare.grid import build_sequences, check_ks, parse_example_sequence, parse_k, parse_task_list, select_tasks
 
     # -- inputs that need no checkpoint
     ks = parse_k(args.k)
@@ -104,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     p = setting.p
     check_ks(ks, ckpt.max_k, p)
     tasks = select_tasks(setting, args.tasks)
-    sequences = build_sequences(p, max(ks), args.sequences, args.seed, authors=not args.no_authors_sequence)
+    given = [parse_example_sequence(spec, p, max(ks)) for spec in args.examples]
+    sequences = build_sequences(p, max(ks), args.sequences, args.seed, authors=not args.no_authors_sequence,
+                                given=given)
     references = reference_solvers(setting)
     if wanted is not None:
         known = [r.name for r in references]
@@ -205,8 +210,12 @@ def _sequences_note(args: argparse.Namespace) -> str:
     parts = []
     if not args.no_authors_sequence:
         parts.append("sequence 0: the authors' convention (random.seed(1), shared by all tasks)")
+    first = 0 if args.no_authors_sequence else 1
+    if args.examples:
+        n = len(args.examples)
+        parts.append(f"sequence{'s' if n > 1 else ''} {first}{f'..{first + n - 1}' if n > 1 else ''}: given with --examples")
+        first += n
     if args.sequences:
-        first = 0 if args.no_authors_sequence else 1
         parts.append(f"sequences {first}..{first + args.sequences - 1}: uniform random, seed {args.seed}")
     return "; ".join(parts)
 

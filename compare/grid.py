@@ -12,6 +12,7 @@ Parsing of the command-line specs lives here so that every command reads them th
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,6 +23,7 @@ __all__ = [
     "parse_k",
     "check_ks",
     "parse_task_list",
+    "parse_example_sequence",
     "select_tasks",
     "task_splits",
     "build_sequences",
@@ -82,24 +84,36 @@ def check_ks(ks: tuple[int, ...], max_k: int, p: int | None = None) -> None:
         raise ValueError(f"--k: k = {top} exceeds the {p * p} distinct inputs of Z_{p}^2")
 
 
-def parse_task_list(spec: str) -> list[tuple[int, int]]:
-    """Parse ``"a,b;a,b"`` into a list of pairs (order kept, duplicates dropped)."""
+def _parse_pairs(spec: str, flag: str, what: str) -> list[tuple[int, int]]:
+    """``"a,b;a,b"`` -> pairs in order (empty items skipped); one clear error otherwise."""
     out: list[tuple[int, int]] = []
-    seen: set[tuple[int, int]] = set()
-    items = [s for s in spec.split(";")]
-    for item in items:
+    for item in spec.split(";"):
         if not item.strip():
             continue
         parts = item.split(",")
         if len(parts) != 2:
-            raise ValueError(f"--tasks: cannot read task {item.strip()!r} (expected 'a,b')")
-        task = (_int(parts[0], "--tasks"), _int(parts[1], "--tasks"))
-        if task not in seen:
-            seen.add(task)
-            out.append(task)
+            raise ValueError(f"{flag}: cannot read {what} {item.strip()!r} (expected 'a,b')")
+        out.append((_int(parts[0], flag), _int(parts[1], flag)))
     if not out:
-        raise ValueError(f"--tasks: no task in {spec!r}")
+        raise ValueError(f"{flag}: no {what} in {spec!r}")
     return out
+
+
+def parse_task_list(spec: str) -> list[tuple[int, int]]:
+    """Parse ``"a,b;a,b"`` into a list of pairs (order kept, duplicates dropped)."""
+    return list(dict.fromkeys(_parse_pairs(spec, "--tasks", "task")))
+
+
+def parse_example_sequence(spec: str, p: int, k_max: int) -> np.ndarray:
+    """An example sequence given by hand, ``"x,y;x,y;..."``: its first ``k_max`` inputs as
+    a (k_max, 2) int64 array; every input in Z_p^2, at least ``k_max`` of them."""
+    pairs = _parse_pairs(spec, "--examples", "input")
+    for x, y in pairs:
+        if not (0 <= x < p and 0 <= y < p):
+            raise ValueError(f"--examples: input ({x},{y}) is outside Z_{p}^2 (entries must lie in [0, {p}))")
+    if len(pairs) < k_max:
+        raise ValueError(f"--examples: k goes up to {k_max} but {spec!r} gives only {len(pairs)} input(s)")
+    return np.asarray(pairs[:k_max], dtype=np.int64)
 
 
 def select_tasks(setting: TaskSetting, spec: str) -> np.ndarray:
@@ -134,20 +148,26 @@ def task_splits(setting: TaskSetting, tasks: np.ndarray) -> np.ndarray:
     return np.array(["id" if t in pre else "ood" for t in map(tuple, tasks.tolist())], dtype=object)
 
 
-def build_sequences(p: int, k_max: int, n_random: int = 0, seed: int = 0, authors: bool = True) -> np.ndarray:
+def build_sequences(
+    p: int, k_max: int, n_random: int = 0, seed: int = 0, authors: bool = True,
+    given: Sequence[np.ndarray] = (),
+) -> np.ndarray:
     """The run's example sequences, (n_seq, k_max, 2).
 
     Sequence 0 is the authors' convention (one sequence shared by all tasks, drawn as
-    their grid-figure script does) when ``authors`` is true; then ``n_random`` sequences
-    of distinct uniform inputs drawn with ``seed``.
+    their grid-figure script does) when ``authors`` is true; then the ``given`` sequences
+    (each (k_max, 2), see :func:`parse_example_sequence`); then ``n_random`` sequences of
+    distinct uniform inputs drawn with ``seed``. The random draw does not depend on the
+    others, so adding given sequences leaves the random ones unchanged.
     """
     if n_random < 0:
         raise ValueError(f"--sequences must be >= 0, got {n_random}")
     parts = []
     if authors:
         parts.append(authors_sequence(p, k_max, seed=AUTHORS_SEQUENCE_SEED)[None])
+    parts += [np.asarray(g, dtype=np.int64).reshape(1, k_max, 2) for g in given]
     if n_random:
         parts.append(random_sequences(p, n_random, k_max, seed=seed))
     if not parts:
-        raise ValueError("no example sequences: use the authors' sequence or --sequences N with N >= 1")
+        raise ValueError("no example sequences: use the authors' sequence, --examples or --sequences N with N >= 1")
     return np.concatenate(parts).astype(np.int64)

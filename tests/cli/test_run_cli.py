@@ -132,6 +132,9 @@ def _evil_checkpoint(path: Path, marker: Path) -> None:
         (["--k", "2", "--solvers", "ratio_matching,oracle"], "unknown solver 'oracle'"),
         (["--k", "2", "--grid-tasks", "4,4;9,9"], "not among the tasks run"),
         (["--k", "2", "--sequences", "-1"], "--sequences must be >= 0"),
+        (["--k", "3", "--examples", "1,1;2,2"], "--examples: k goes up to 3 but '1,1;2,2' gives only 2 input(s)"),
+        (["--k", "2", "--examples", "1,1;2,5"], "--examples: input (2,5) is outside Z_5^2"),
+        (["--k", "2", "--examples", "1,1;2"], "--examples: cannot read input '2'"),
         (["--k", "2", "--sequences", "0", "--no-authors-sequence"], "no example sequences"),
         (["--k", "2", "--n-boot", "-5"], "--n-boot must be >= 0"),
         (["--k"], "expected one argument"),
@@ -217,3 +220,19 @@ def test_failure_midway_leaves_nothing_and_keeps_an_existing_folder(work, capsys
     rc, _, err = _run(capsys, *args, "--out", "elsewhere/run")
     assert rc == 130 and "interrupted" in err
     assert not (work / "elsewhere").exists()
+
+
+def test_given_example_sequences_follow_the_authors_and_precede_the_random_ones(work, capsys):
+    base = ["run", "--ckpt", "tiny.pt", "--k", "1..3", *FAST, "--tasks", "ood"]
+    assert _run(capsys, *base, "--sequences", "2", "--out", "plain")[0] == 0
+    rc, _, err = _run(capsys, *base, "--sequences", "2", "--out", "given",
+                      "--examples", "1,2;3,4;0,1;4,4", "--examples", "2,2;2,3;2,4")
+    assert rc == 0, err
+    plain = json.loads((work / "plain" / "manifest.json").read_text())
+    given = json.loads((work / "given" / "manifest.json").read_text())
+    seqs = given["sequences"]
+    assert seqs[1] == [[1, 2], [3, 4], [0, 1]] and seqs[2] == [[2, 2], [2, 3], [2, 4]]  # cut to max k
+    assert [seqs[0], *seqs[3:]] == plain["sequences"]  # the others are drawn as without them
+    assert "sequences 1..2: given with --examples; sequences 3..4: uniform random" in given["sequences_note"]
+    cells = pd.read_parquet(work / "given" / "cells.parquet")
+    assert sorted(cells["sequence"].unique()) == [0, 1, 2, 3, 4]

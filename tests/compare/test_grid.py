@@ -6,7 +6,15 @@ import pytest
 
 from algos.prompts import authors_sequence
 from algos.tasks import TaskSetting
-from compare.grid import build_sequences, check_ks, parse_k, parse_task_list, select_tasks, task_splits
+from compare.grid import (
+    build_sequences,
+    check_ks,
+    parse_example_sequence,
+    parse_k,
+    parse_task_list,
+    select_tasks,
+    task_splits,
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +98,25 @@ def test_sequences_rejects_nothing():
         build_sequences(7, 3, n_random=0, authors=False)
     with pytest.raises(ValueError, match=">= 0"):
         build_sequences(7, 3, n_random=-1)
+
+
+def test_parse_example_sequence():
+    seq = parse_example_sequence(" 1,2; 3,4 ;0,0;", 5, 2)
+    assert seq.dtype == np.int64 and seq.tolist() == [[1, 2], [3, 4]]
+    assert parse_example_sequence("1,1;1,1", 5, 2).tolist() == [[1, 1], [1, 1]]  # repeats are the user's call
+    for spec, message in [("1,2", "gives only 1 input"), ("1,5;0,0", r"\(1,5\) is outside Z_5\^2"),
+                          ("1;2", "cannot read input '1'"), (";", "no input"), ("a,1;0,0", "not an integer")]:
+        with pytest.raises(ValueError, match=message):
+            parse_example_sequence(spec, 5, 2)
+
+
+def test_given_sequences_sit_between_the_authors_and_the_random_ones():
+    given = [np.array([[1, 1], [2, 2]]), np.array([[0, 3], [4, 0]])]
+    plain = build_sequences(5, 2, n_random=2, seed=3)
+    both = build_sequences(5, 2, n_random=2, seed=3, given=given)
+    assert both.shape == (5, 2, 2)
+    np.testing.assert_array_equal(both[0], plain[0])
+    np.testing.assert_array_equal(both[1:3], np.stack(given))
+    np.testing.assert_array_equal(both[3:], plain[1:])
+    only = build_sequences(5, 2, authors=False, given=given[:1])
+    np.testing.assert_array_equal(only, given[0][None])
