@@ -338,11 +338,14 @@ def _about(manifest: dict) -> list[tuple[str, str]]:
     return items
 
 
-def _rm_cell(r: pd.DataFrame) -> str:
-    """Ratio Matching's agreement % (coverage %) in a one-row breakdown frame."""
-    if r.empty or "ratio_matching_coverage" not in r:
+_RM_HEAD = "Ratio Matching agreement % (coverage %)"
+
+
+def _rm_cell(row: pd.Series | None) -> str:
+    """Ratio Matching's agreement % (coverage %) in one row of a breakdown table."""
+    if row is None or "ratio_matching_coverage" not in row:
         return "–"
-    return f"{_pct(r['ratio_matching_agreement'].iloc[0])} ({_pct(r['ratio_matching_coverage'].iloc[0])})"
+    return f"{_pct(row['ratio_matching_agreement'])} ({_pct(row['ratio_matching_coverage'])})"
 
 
 def _sequence_rows(tables, subject: str) -> tuple[list[str], list[list[str]], str] | None:
@@ -362,7 +365,8 @@ def _sequence_rows(tables, subject: str) -> tuple[list[str], list[list[str]], st
         row = [str(int(seq))]
         for s in splits:
             r = g[g["split"] == s]
-            row += ["–" if r.empty else _pct(r["accuracy"].iloc[0]), _rm_cell(r)]
+            one = None if r.empty else r.iloc[0]
+            row += ["–" if one is None else _pct(one["accuracy"]), _rm_cell(one)]
         rows.append(row)
     spread = []
     for s in splits:
@@ -388,13 +392,10 @@ def _task_rows(tasks: pd.DataFrame, subject: str, n: int = 10) -> tuple[list[str
         counts.append(f"{min(n, len(sub))} of {len(sub)} {_split_name(s)}")
         for _, r in sub.head(n).iterrows():
             rows.append([_split_name(s), f"({int(r['task_a'])}, {int(r['task_b'])})", _pct(r["accuracy"]),
-                         _rm_cell(r.to_frame().T)] + ([str(int(r["pretrain_on_line"]))] if lines else []))
+                         _rm_cell(r)] + ([str(int(r["pretrain_on_line"]))] if lines else []))
     note = (f"The hardest tasks at k = {k} ({', '.join(counts)} tasks), pooled over example sequences; "
             "every task and k: [tasks.csv](tasks.csv).")
     return header, rows, note
-
-
-_RM_HEAD = "Ratio Matching agreement % (coverage %)"
 
 
 def _write_pages(folder: Path, manifest: dict, tables, tasks: pd.DataFrame, figures, subject: str,
