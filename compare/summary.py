@@ -394,19 +394,20 @@ def task_panels(
 
 # ---------------------------------------------------------------------- breakdowns
 #: What :func:`breakdown` can group by, and the columns that name one group.
-BREAKDOWNS = {"sequence": ("sequence",), "task": ("task_a", "task_b")}
+BREAKDOWNS = {"sequence": ("sequence",), "task": ("task_a", "task_b"), "sequence_task": ("sequence", "task_a", "task_b")}
 
 
 def breakdown(
     cells: pd.DataFrame, by: str, subject: str = "model", references: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """Per (split, k, example sequence) or per (split, k, task): the subject's accuracy and
-    each reference's coverage and agreement, pooled over everything else.
+    """Per (split, k, example sequence), per (split, k, task) or per (split, k, sequence,
+    task): the subject's accuracy and each reference's coverage and agreement, pooled over
+    everything else.
 
     The summary averages over tasks and sequences; these tables show where the average
     comes from: which examples a prompt holds (``by="sequence"``; sequence 0 is the
     authors' when the run used it) and which tasks are hard (``by="task"``). Columns:
-    split, k, the group's columns, n_units (tasks or sequences pooled), n_cells, accuracy,
+    split, k, the group's columns, n_units ((task, sequence) pairs pooled), n_cells, accuracy,
     then ``<reference>_coverage`` and ``<reference>_agreement`` for each reference.
     """
     if by not in BREAKDOWNS:
@@ -414,13 +415,12 @@ def breakdown(
     keys = list(BREAKDOWNS[by])
     refs = list(reference_names(cells, subject) if references is None else references)
     s_pred = cells[f"pred_{subject}"].to_numpy()
-    other = "sequence" if by == "task" else "task"
+    unit, _ = _units(cells)  # (task, sequence) pairs: n_units counts those pooled into a group
     cols: dict[str, object] = {
         "split": pd.Categorical.from_codes(_split_codes(cells), categories=list(SPLITS)),
         "k": cells["k"].to_numpy(np.int64),
         **{c: cells[c].to_numpy(np.int64) for c in keys},
-        "unit": (cells["sequence"].to_numpy(np.int64) if other == "sequence"
-                 else cells["task_a"].to_numpy(np.int64) * 65536 + cells["task_b"].to_numpy(np.int64)),
+        "unit": unit,
         "n_cells": np.ones(len(cells), dtype=np.int64),
         "right": (s_pred == cells["z_true"].to_numpy()).astype(np.int64),
     }
