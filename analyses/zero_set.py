@@ -13,6 +13,12 @@ it builds a twin that differs in the first ``--k`` examples only there:
 
 It then scores the model at k on the full grids of the o.o.d. diagonal tasks (a, a),
 a != 0, and, as a control, of the other o.o.d. tasks except (0, 0), before and after.
+
+Where the model errs on a diagonal task it also reports how often its wrong answer is the
+answer of a *pre-training* task on the same line, c·(a, a): an example (x, -x) -> 0 says
+"the task lies on the line x = y", and a model that retrieves the memorized task there
+instead of solving for a gives exactly that answer. ``*_wrong_as_linemate`` is that share,
+``*_wrong_as_linemate_chance`` the share a wrong answer drawn uniformly would reach.
 Prints one line per sequence, then one JSON object as the last line.
 
     python analyses/zero_set.py [--ckpt d4.pt] [--k 8] [--sequences 16] [--seed 0]
@@ -47,6 +53,29 @@ def twin(seq: np.ndarray, p: int, rng: np.random.Generator) -> tuple[np.ndarray,
                 break
         out[j] = (x, (-x) % p)
     return out, bool(on_line.any())
+
+
+def linemate_share(task: np.ndarray, z_true: np.ndarray, pred: np.ndarray, pretrain: np.ndarray,
+                   p: int) -> tuple[float, float]:
+    """(share of wrong predictions equal to a pre-training line-mate's answer, its chance level).
+
+    task (n, 2), z_true (n,), pred (n,): one row per scored cell. A line-mate of (a, b) is a
+    pre-training task c·(a, b) with c != 0, 1; its answer on the same input is c·z_true mod p.
+    The chance level counts, per wrong cell, the line-mates' answers other than z_true among
+    the p - 1 wrong values. Both are nan when there are no wrong predictions.
+    """
+    wrong = pred != z_true
+    if not wrong.any():
+        return float("nan"), float("nan")
+    pre = {tuple(t) for t in np.asarray(pretrain).tolist()}
+    scales = {t: [c for c in range(2, p) if ((c * t[0]) % p, (c * t[1]) % p) in pre]
+              for t in {tuple(t) for t in task[wrong].tolist()}}
+    hits, chance = [], []
+    for t, z, y in zip(map(tuple, task[wrong].tolist()), z_true[wrong], pred[wrong]):
+        answers = {(c * int(z)) % p for c in scales[t]} - {int(z)}
+        hits.append(int(y) in answers)
+        chance.append(len(answers) / (p - 1))
+    return float(np.mean(hits)), float(np.mean(chance))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +135,17 @@ def main(argv: list[str] | None = None) -> int:
                 result[f"{name}_{key}_after"] = round(float(after[mask].mean()), 4)
                 result[f"{name}_{key}_sequences_moved_as_predicted"] = int(
                     ((after < before) if key == "added" else (after > before))[mask].sum())
+    # how the model errs on the diagonal tasks: sequence 2i is original i, 2i + 1 its twin
+    diag_cells = cells[(cells["task_a"] == cells["task_b"]).to_numpy()]
+    for key, mask in (("added", ~had), ("removed", had)):
+        for when, offset in (("before", 0), ("after", 1)):
+            g = diag_cells[diag_cells["sequence"].isin(2 * np.flatnonzero(mask) + offset).to_numpy()]
+            if len(g) == 0:
+                continue
+            share, chance = linemate_share(g[["task_a", "task_b"]].to_numpy(), g["z_true"].to_numpy(),
+                                           g["pred_model"].to_numpy(), setting.pretrain_array, p)
+            result[f"diagonal_{key}_{when}_wrong_as_linemate"] = round(share, 4)
+            result[f"diagonal_{key}_{when}_wrong_as_linemate_chance"] = round(chance, 4)
     print(json.dumps(result))
     return 0
 

@@ -47,3 +47,30 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert zero_set.main(["--ckpt", "d4.pt", "--k", "99"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+@given(st.sampled_from([5, 7, 11]), st.integers(0, 2**16))
+def test_linemate_share_against_brute_force(p, seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    task = rng.integers(0, p, (n, 2))
+    x, y = rng.integers(0, p, n), rng.integers(0, p, n)
+    z = (task[:, 0] * x + task[:, 1] * y) % p
+    pred = np.where(rng.random(n) < 0.5, z, rng.integers(0, p, n))
+    all_tasks = [(a, b) for a in range(p) for b in range(p)]
+    pretrain = np.array([all_tasks[i] for i in rng.choice(p * p, size=p * p // 2, replace=False)])
+    share, chance = zero_set.linemate_share(task, z, pred, pretrain, p)
+    pre = {tuple(t) for t in pretrain.tolist()}
+    hits, levels = [], []
+    for (a, b), xi, yi, zi, yp in zip(task.tolist(), x, y, z, pred):
+        if yp == zi:
+            continue
+        # every pre-training task c·(a, b), c != 0, other than (a, b) itself, evaluated at (x, y)
+        mates = {(c * a % p, c * b % p) for c in range(1, p)} & pre - {(a, b)}
+        answers = {(u * xi + v * yi) % p for u, v in mates} - {zi}
+        hits.append(yp in answers)
+        levels.append(len(answers) / (p - 1))
+    if not hits:
+        assert np.isnan(share) and np.isnan(chance)
+    else:
+        assert share == np.mean(hits) and np.isclose(chance, np.mean(levels))
