@@ -19,6 +19,11 @@ answer of a *pre-training* task on the same line, c·(a, a): an example (x, -x) 
 "the task lies on the line x = y", and a model that retrieves the memorized task there
 instead of solving for a gives exactly that answer. ``*_wrong_as_linemate`` is that share,
 ``*_wrong_as_linemate_chance`` the share a wrong answer drawn uniformly would reach.
+
+Without any intervention it also splits every o.o.d. task's accuracy (except (0, 0)) by
+whether the original prompt holds an example on *that task's own* zero set
+a·x + b·y = 0 (``own_zero_set_*``): such an example pins the task's line, and how much
+a model leans on it shows how far it solves for the task rather than for its line.
 Prints one line per sequence, then one JSON object as the last line.
 
     python analyses/zero_set.py [--ckpt d4.pt] [--k 8] [--sequences 16] [--seed 0]
@@ -78,6 +83,15 @@ def linemate_share(task: np.ndarray, z_true: np.ndarray, pred: np.ndarray, pretr
     return float(np.mean(hits)), float(np.mean(chance))
 
 
+def on_own_zero_set(tasks: np.ndarray, seqs: np.ndarray, p: int) -> np.ndarray:
+    """(n_tasks, n_sequences) bool: does sequence s hold an input on task t's zero set?
+
+    tasks (n_tasks, 2), seqs (n_sequences, k, 2). For (0, 0) every input is on it.
+    """
+    z = (tasks[:, None, None, 0] * seqs[None, :, :, 0] + tasks[:, None, None, 1] * seqs[None, :, :, 1]) % p
+    return (z == 0).any(axis=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default="d4.pt")
@@ -135,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
                 result[f"{name}_{key}_after"] = round(float(after[mask].mean()), 4)
                 result[f"{name}_{key}_sequences_moved_as_predicted"] = int(
                     ((after < before) if key == "added" else (after > before))[mask].sum())
+    # accuracy on the original prompts, split by an example on the task's own zero set
+    originals = per[(per["sequence"] % 2 == 0).to_numpy()]
+    tasks_o = originals[["task_a", "task_b"]].to_numpy()
+    own = on_own_zero_set(tasks_o, seqs, p)[np.arange(len(originals)), (originals["sequence"] // 2).to_numpy()]
+    for name, group in (("diagonal", tasks_o[:, 0] == tasks_o[:, 1]), ("other_ood", tasks_o[:, 0] != tasks_o[:, 1])):
+        for key, mask in (("with", own), ("without", ~own)):
+            if (group & mask).any():
+                result[f"{name}_own_zero_set_{key}"] = round(float(originals["accuracy"].to_numpy()[group & mask].mean()), 4)
+                result[f"{name}_own_zero_set_{key}_units"] = int((group & mask).sum())
     # how the model errs on the diagonal tasks: sequence 2i is original i, 2i + 1 its twin
     diag_cells = cells[(cells["task_a"] == cells["task_b"]).to_numpy()]
     for key, mask in (("added", ~had), ("removed", had)):

@@ -40,6 +40,9 @@ def test_runs_on_a_bundled_checkpoint(capsys):
             assert (f"{name}_{key}_before" in result) == present
             if present:
                 assert 0.0 <= result[f"{name}_{key}_after"] <= 1.0
+        units = [result.get(f"{name}_own_zero_set_{w}_units", 0) for w in ("with", "without")]
+        assert sum(units) > 0 and all(0.0 <= result.get(f"{name}_own_zero_set_{w}", 0.0) <= 1.0
+                                      for w in ("with", "without"))
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
@@ -74,3 +77,14 @@ def test_linemate_share_against_brute_force(p, seed):
         assert np.isnan(share) and np.isnan(chance)
     else:
         assert share == np.mean(hits) and np.isclose(chance, np.mean(levels))
+
+
+@given(st.sampled_from([5, 7, 11]), st.integers(1, 6), st.integers(0, 2**16))
+def test_on_own_zero_set_against_brute_force(p, k, seed):
+    rng = np.random.default_rng(seed)
+    tasks = rng.integers(0, p, (int(rng.integers(1, 6)), 2))
+    seqs = rng.integers(0, p, (int(rng.integers(1, 5)), k, 2))
+    got = zero_set.on_own_zero_set(tasks, seqs, p)
+    for i, (a, b) in enumerate(tasks.tolist()):
+        for s, seq in enumerate(seqs.tolist()):
+            assert got[i, s] == any((a * x + b * y) % p == 0 for x, y in seq)
