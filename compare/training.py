@@ -34,6 +34,19 @@ def read_run(folder: str | Path) -> dict:
             "finished": (folder / "final.pt").is_file()}
 
 
+def _min_line_mates(setting) -> int:
+    """The fewest pre-training tasks on the line c·(a, b) of any o.o.d. task except (0, 0).
+
+    An o.o.d. task whose line holds pre-training tasks differs from them only by a scale of
+    every answer; the least-covered line is where o.o.d. generalization is hardest
+    (README, "Training at CPU scale").
+    """
+    from algos.tasks import same_line_counts
+
+    ood = setting.ood_array[(setting.ood_array != 0).any(axis=1)]
+    return int(same_line_counts(setting.p, ood, setting.pretrain_array).min()) if len(ood) else 0
+
+
 def runs_table(runs: list[dict]) -> pd.DataFrame:
     """One row per run: setting, model, optimization, progress and final/best accuracies."""
     rows = []
@@ -47,6 +60,10 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
             "p": s.p,
             "n_tasks": len(s.pretrain_tasks),
             "n_ood": len(s.ood_tasks),
+            "n_base_tasks": s.n_base_tasks,
+            "n_random_tasks": s.n_random_tasks,
+            "task_seed": s.task_seed,
+            "ood_min_line_mates": _min_line_mates(s),
             "alpha": s.alpha,
             "d_model": m.d_model,
             "n_layer": m.n_layer,

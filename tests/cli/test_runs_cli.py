@@ -2,6 +2,7 @@
 import pandas as pd
 
 from compare.cli import main
+from model.checkpoint import load_checkpoint
 
 FAST = ["--preset", "smoke", "--steps", "6", "--eval-every", "3", "--eval-sequences", "8", "--d-model", "16",
         "--n-head", "2", "--no-progress", "--threads", "1"]
@@ -15,6 +16,11 @@ def test_runs_table_over_two_runs(tmp_path, capsys):
     table = pd.read_csv(out / "runs.csv")
     assert list(table.run) == ["d2", "d4"] and list(table.n_layer) == [2, 4]
     assert (table.step == 6).all() and table.finished.all()
+    assert (table.n_tasks == 4 * table.n_base_tasks + table.n_random_tasks).all()
+    setting = load_checkpoint(tmp_path / "d2" / "final.pt").setting
+    pre, p = set(setting.pretrain_tasks), setting.p
+    mates = [sum(((c * a) % p, (c * b) % p) in pre for c in range(1, p)) for a, b in setting.ood_tasks if (a, b) != (0, 0)]
+    assert table.ood_min_line_mates[0] == min(mates)
     assert {"runs.md", "ood_test_over_steps_acc.png", "curves_d2.png", "curves_d4.png"} <= {p.name for p in out.iterdir()}
 
 
