@@ -153,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     originals = per[(per["sequence"] % 2 == 0).to_numpy()]
     tasks_o = originals[["task_a", "task_b"]].to_numpy()
     own = on_own_zero_set(tasks_o, seqs, p)[np.arange(len(originals)), (originals["sequence"] // 2).to_numpy()]
-    for name, group in (("diagonal", tasks_o[:, 0] == tasks_o[:, 1]), ("other_ood", tasks_o[:, 0] != tasks_o[:, 1])):
-        for key, mask in (("with", own), ("without", ~own)):
-            if (group & mask).any():
-                result[f"{name}_own_zero_set_{key}"] = round(float(originals["accuracy"].to_numpy()[group & mask].mean()), 4)
-                result[f"{name}_own_zero_set_{key}_units"] = int((group & mask).sum())
+    accuracy_o, is_diag_o = originals["accuracy"].to_numpy(), tasks_o[:, 0] == tasks_o[:, 1]
+    for name, group in (("diagonal", is_diag_o), ("other_ood", ~is_diag_o)):
+        for key, mask in (("with", group & own), ("without", group & ~own)):
+            if mask.any():
+                result[f"{name}_own_zero_set_{key}"] = round(float(accuracy_o[mask].mean()), 4)
+                result[f"{name}_own_zero_set_{key}_units"] = int(mask.sum())
     # how the model errs on the diagonal tasks: sequence 2i is original i, 2i + 1 its twin
     diag_cells = cells[(cells["task_a"] == cells["task_b"]).to_numpy()]
     for key, mask in (("added", ~had), ("removed", had)):

@@ -19,7 +19,8 @@ def test_runs_table_over_two_runs(tmp_path, capsys):
     assert (table.n_tasks == 4 * table.n_base_tasks + table.n_random_tasks).all()
     setting = load_checkpoint(tmp_path / "d2" / "final.pt").setting
     pre, p = set(setting.pretrain_tasks), setting.p
-    mates = [sum(((c * a) % p, (c * b) % p) in pre for c in range(1, p)) for a, b in setting.ood_tasks if (a, b) != (0, 0)]
+    mates = [sum(((c * a) % p, (c * b) % p) in pre for c in range(1, p))
+             for a, b in setting.ood_tasks if (a, b) != (0, 0)]
     assert table.ood_min_line_mates[0] == min(mates)
     assert {"runs.md", "ood_test_over_steps_acc.png", "curves_d2.png", "curves_d4.png"} <= {p.name for p in out.iterdir()}
 
