@@ -28,7 +28,7 @@ import numpy as np
 
 from algos.field import check_prime
 
-__all__ = ["TaskSetting", "task_labels", "same_line_counts", "SETTING_FORMAT"]
+__all__ = ["TaskSetting", "task_labels", "line_multiples_in", "same_line_counts", "SETTING_FORMAT"]
 
 SETTING_FORMAT = 1
 _MAX_PARTNER_TRIES = 1000
@@ -56,14 +56,25 @@ def same_line_counts(p: int, tasks: np.ndarray, among: np.ndarray) -> np.ndarray
     tasks (n, 2), among (m, 2) -> (n,) int64.
     """
     tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
+    hits = line_multiples_in(p, tasks, among)
+    zero = (tasks == 0).all(axis=1)  # its p - 1 "multiples" are all (0, 0): count it once
+    return np.where(zero, hits[:, 0], hits.sum(axis=1)).astype(np.int64)
+
+
+def line_multiples_in(p: int, tasks: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Which multiples c·(a, b), c = 1..p-1, of each task are tasks of ``among``.
+
+    Column c - 1 is scale c; a multiple answers c·z wherever the task answers z, so this
+    says which scaled copies of a task's answers a set of tasks holds.
+    tasks (n, 2), among (m, 2) -> (n, p-1) bool.
+    """
+    tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
     among = np.asarray(among, dtype=np.int64).reshape(-1, 2)
     member = np.zeros(p * p, dtype=bool)
     member[among[:, 0] * p + among[:, 1]] = True
     c = np.arange(1, p, dtype=np.int64)
     multiples = (tasks[:, None, :] * c[None, :, None]) % p  # (n, p-1, 2), distinct unless the task is 0
-    hits = member[multiples[..., 0] * p + multiples[..., 1]].sum(axis=1)
-    zero = (tasks == 0).all(axis=1)
-    return np.where(zero, member[0].astype(np.int64), hits).astype(np.int64)
+    return member[multiples[..., 0] * p + multiples[..., 1]]
 
 
 def _as_pairs(tasks: Any, p: int, what: str) -> tuple[tuple[int, int], ...]:

@@ -36,6 +36,8 @@ import sys
 
 import numpy as np
 
+from algos.tasks import line_multiples_in, task_labels
+
 
 def twin(seq: np.ndarray, p: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """(the twin sequence, whether the original had an example on x + y = 0); seq (k, 2)."""
@@ -72,15 +74,12 @@ def linemate_share(task: np.ndarray, z_true: np.ndarray, pred: np.ndarray, pretr
     wrong = pred != z_true
     if not wrong.any():
         return float("nan"), float("nan")
-    pre = {tuple(t) for t in np.asarray(pretrain).tolist()}
-    scales = {t: [c for c in range(2, p) if ((c * t[0]) % p, (c * t[1]) % p) in pre]
-              for t in {tuple(t) for t in task[wrong].tolist()}}
-    hits, chance = [], []
-    for t, z, y in zip(map(tuple, task[wrong].tolist()), z_true[wrong], pred[wrong]):
-        answers = {(c * int(z)) % p for c in scales[t]} - {int(z)}
-        hits.append(int(y) in answers)
-        chance.append(len(answers) / (p - 1))
-    return float(np.mean(hits)), float(np.mean(chance))
+    z, y = z_true[wrong].astype(np.int64), pred[wrong].astype(np.int64)
+    mates = line_multiples_in(p, task[wrong], pretrain)[:, 1:]  # (n_wrong, p-2): scales c = 2..p-1
+    scaled = (np.arange(2, p)[None, :] * z[:, None]) % p  # their answers; distinct and != z unless z == 0
+    mates &= (z != 0)[:, None]
+    hits = (mates & (scaled == y[:, None])).any(axis=1)
+    return float(hits.mean()), float(mates.sum(axis=1).mean() / (p - 1))
 
 
 def on_own_zero_set(tasks: np.ndarray, seqs: np.ndarray, p: int) -> np.ndarray:
@@ -88,8 +87,8 @@ def on_own_zero_set(tasks: np.ndarray, seqs: np.ndarray, p: int) -> np.ndarray:
 
     tasks (n_tasks, 2), seqs (n_sequences, k, 2). For (0, 0) every input is on it.
     """
-    z = (tasks[:, None, None, 0] * seqs[None, :, :, 0] + tasks[:, None, None, 1] * seqs[None, :, :, 1]) % p
-    return (z == 0).any(axis=2)
+    n_seq, k = seqs.shape[:2]
+    return (task_labels(p, tasks, seqs.reshape(-1, 2)).reshape(len(tasks), n_seq, k) == 0).any(axis=2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     # accuracy on the original prompts, split by an example on the task's own zero set
     originals = per[(per["sequence"] % 2 == 0).to_numpy()]
     tasks_o = originals[["task_a", "task_b"]].to_numpy()
-    own = on_own_zero_set(tasks_o, seqs, p)[np.arange(len(originals)), (originals["sequence"] // 2).to_numpy()]
+    unique_tasks, task_index = np.unique(tasks_o, axis=0, return_inverse=True)
+    own = on_own_zero_set(unique_tasks, seqs, p)[task_index.ravel(), (originals["sequence"] // 2).to_numpy()]
     accuracy_o, is_diag_o = originals["accuracy"].to_numpy(), tasks_o[:, 0] == tasks_o[:, 1]
     for name, group in (("diagonal", is_diag_o), ("other_ood", ~is_diag_o)):
         for key, mask in (("with", group & own), ("without", group & ~own)):
