@@ -1,11 +1,12 @@
 """Does one in-context example on the zero set of the diagonal tasks throw the model off?
 
 The o.o.d. tasks (a, a) share the zero set x + y = 0 (mod p): every example (x, -x) has
-answer 0 for all of them. ``reports/d4-seq16`` shows `d4.pt` answering the (a, a) well
-on the example sequences without such an example and badly on those with one. This script
-tests that as an intervention, with everything else held fixed: for each sequence of the
-comparison (the authors' and ``--sequences`` random ones, as ``compare run`` draws them),
-it builds a twin that differs in the first ``--k`` examples only there:
+answer 0 for all of them. ``reports/M-seq16`` shows run M (the `d4.pt` before run V)
+answering the (a, a) well on the example sequences without such an example and badly on
+those with one. This script tests that as an intervention, with everything else held
+fixed: for each sequence of the comparison (the authors' and ``--sequences`` random ones,
+as ``compare run`` draws them), it builds a twin that differs in the first ``--k``
+examples only there:
 
 - a sequence without an example on x + y = 0 gets one, (x, -x) with x drawn at random, at
   a random position;
