@@ -23,6 +23,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,12 +192,16 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_locat
     if data.startswith(b"version https://git-lfs"):
         raise CheckpointError(f"{path}: a Git LFS pointer, not the weights (fetch the file itself, e.g. `git lfs pull`)")
     try:
-        blob = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of files it did not write itself (an unsafe
+            # pickle among them) before refusing them; our own one-line error is what users see
+            warnings.simplefilter("ignore", UserWarning)
+            blob = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+        if any(sign in str(exc) for sign in ("Unsupported global", "GLOBAL", "Weights only load failed")):
             raise CheckpointError(
-                f"{path}: refused to load: the file contains code or objects that a safe (weights_only) "
-                "load does not allow"
+                f"{path}: refused to load: the file contains code, objects or pickle instructions that a "
+                "safe (weights_only) load does not allow"
             ) from None
         reason = (str(exc).strip().splitlines() or ["unpickling failed"])[0]
         raise CheckpointError(f"{path}: not a readable {what} ({reason[:160]})") from None

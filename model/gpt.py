@@ -166,7 +166,9 @@ class GPT(nn.Module):
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
+            # at least fp32 (bf16 logits are upcast; a float64 model keeps float64)
+            wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            loss = F.cross_entropy(wide.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return logits, loss
 
     # ------------------------------------------------------------------ hooks

@@ -33,7 +33,7 @@ from model.data import TrainBatches, eval_batches, encode, loss_targets
 from model.device import DistInfo, autocast, init_distributed, maybe_compile, shutdown_distributed
 from model.gpt import GPT
 
-__all__ = ["lr_at", "evaluate", "RunSpec", "train"]
+__all__ = ["lr_at", "evaluate", "RunSpec", "train", "data_parallel", "accumulate_step_gradients"]
 
 EVAL_SETS = ("id_train", "id_test", "ood_train", "ood_test")
 
@@ -151,12 +151,7 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
         if info.is_main:
             print(f"resuming {last} at step {step}", file=sys.stderr)
 
-    model = net
-    if info.active:
-        model = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    model = maybe_compile(model, cfg.compile)
+    model = maybe_compile(data_parallel(net, info, device), cfg.compile)
     batches = TrainBatches(setting, mcfg.n_examples, cfg.batch_size, cfg.seed)
     evals = eval_batches(setting, mcfg.n_examples, cfg.eval_sequences, cfg.seed)
 
@@ -190,11 +185,7 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        idx, tgt = batches.batch(step, info.rank, info.world)
-        idx, tgt = idx.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
-        with autocast(device, cfg.precision):
-            _, loss = model(idx, tgt)
-        loss.backward()
+        loss = accumulate_step_gradients(model, batches, step, info, device, cfg.precision)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
@@ -232,6 +223,31 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
         snapshot(final, with_trainer=False)
         return load_checkpoint(final)
     return None
+
+
+def data_parallel(net: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """``net`` wrapped for data parallelism when the process group has several ranks."""
+    if not info.active:
+        return net
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def accumulate_step_gradients(
+    model: torch.nn.Module, batches: TrainBatches, step: int, info: DistInfo, device: torch.device, precision: str
+) -> torch.Tensor:
+    """Forward and backward of this rank's slice of ``step``'s global batch; returns the local loss.
+
+    Every rank's slice has the same number of sequences and loss tokens, so the mean of
+    the ranks' losses is the loss of the whole batch; DDP averages the gradients during
+    ``backward``, which makes each rank's ``.grad`` the single-process gradient of the
+    whole batch (what ``tests/model/test_distributed.py`` checks).
+    """
+    idx, tgt = batches.batch(step, info.rank, info.world)
+    idx, tgt = idx.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
+    with autocast(device, precision):
+        _, loss = model(idx, tgt)
+    loss.backward()
+    return loss
 
 
 def _barrier(info: DistInfo) -> None:

@@ -187,6 +187,29 @@ def test_malicious_pickle_is_refused_without_running(work, capsys):
     assert not (work / "reports").exists()
 
 
+@pytest.mark.parametrize("form", ["torch.save", "raw pickle"])
+def test_malicious_pickle_is_one_line_from_a_real_process(work, form):
+    """What a user's terminal shows: pytest swallows warnings, a separate process does not."""
+    import pickle
+    import subprocess
+    import sys
+
+    marker = work / "pwned"
+    if form == "torch.save":
+        _evil_checkpoint(work / "evil.pt", marker)
+    else:
+        class Evil:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        (work / "evil.pt").write_bytes(pickle.dumps({"kind": "icl-modgrok-checkpoint", "x": Evil()}, protocol=4))
+    done = subprocess.run([sys.executable, "-m", "compare", "run", "--ckpt", "evil.pt", "--k", "1..8"],
+                          cwd=work, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "refused" in done.stderr, done.stderr
+    assert not marker.exists() and not (work / "reports").exists()
+
+
 def test_failure_midway_leaves_nothing_and_keeps_an_existing_folder(work, capsys, monkeypatch):
     import compare.engine
     import compare.report
