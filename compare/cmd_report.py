@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="write the rebuilt folder here instead of replacing DIR")
     p.add_argument("--n-boot", type=int, help="bootstrap resamples (default: the run's)")
     p.add_argument("--seed", type=int, help="bootstrap seed (default: the run's)")
-    p.add_argument("--grid-tasks", metavar="SPEC", help='tasks drawn as grid figures, "a,b;a,b"')
+    p.add_argument("--grid-tasks", metavar="SPEC", help='more tasks drawn as grid figures, "a,b;a,b" (added to the default 3 i.d. + 3 o.o.d.)')
     p.add_argument("--grid-algorithms", metavar="NAMES", help="algorithms in the grid figures")
     p.add_argument("--grid-sequence", type=int, default=0, help="example sequence of the grid figures (default 0)")
     p.set_defaults(func=run)

@@ -49,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--solvers", metavar="NAMES", help="comma-separated reference solvers (default: all)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--batch-size", type=int, default=64, help="prefixes per model batch (default 64)")
-    p.add_argument("--grid-tasks", metavar="SPEC", help='tasks drawn as grid figures, "a,b;a,b" (default: 3 i.d. + 3 o.o.d.)')
+    p.add_argument("--grid-tasks", metavar="SPEC", help='more tasks drawn as grid figures, "a,b;a,b" (added to the default 3 i.d. + 3 o.o.d.)')
     p.add_argument("--grid-algorithms", metavar="NAMES",
                    help="algorithms in the grid figures (default ratio_matching,modular_regression)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

@@ -264,15 +264,14 @@ def write_report(
         save(axes[0, 0].figure, f"agreement_{split}.png",
              f"{_split_name(split)}: per cell (x right, y up) and k, the share of tasks where the model agrees with each algorithm (top row: model accuracy)")
 
-    if grid_tasks is None:
-        chosen = default_grid_tasks(cells)
-    else:
+    chosen = default_grid_tasks(cells)  # --grid-tasks adds to these, so a rebuild never loses a figure
+    if grid_tasks:
         split_of = cells.drop_duplicates(["task_a", "task_b"]).set_index(["task_a", "task_b"])["split"].astype(str)
-        chosen = []
         for a, b in grid_tasks:
             if (a, b) not in split_of.index:
                 raise UsageError(f"--grid-tasks: task ({a},{b}) is not in this run")
-            chosen.append((split_of.loc[(a, b)], int(a), int(b)))
+            if (split_of.loc[(a, b)], int(a), int(b)) not in chosen:
+                chosen.append((split_of.loc[(a, b)], int(a), int(b)))
     seq = np.asarray(sequences[grid_sequence]) if len(sequences) > grid_sequence else None
     for split, a, b in chosen:
         panels = task_panels(cells, p, (a, b), grid_sequence, subject, algos)

@@ -198,7 +198,9 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_locat
             warnings.simplefilter("ignore", UserWarning)
             blob = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if any(sign in str(exc) for sign in ("Unsupported global", "GLOBAL", "Weights only load failed")):
+        # a pickle stream (protocol >= 2 opens with 0x80) that the safe unpickler will not run
+        raw_pickle = data[:1] == b"\x80" and "Weights only load failed" in str(exc)
+        if raw_pickle or any(sign in str(exc) for sign in ("Unsupported global", "GLOBAL")):
             raise CheckpointError(
                 f"{path}: refused to load: the file contains code, objects or pickle instructions that a "
                 "safe (weights_only) load does not allow"

@@ -88,6 +88,8 @@ def test_same_seed_same_cells(work, capsys):
     assert _run(capsys, *args, "--out", "c", *FAST)[0] == 0
     a = pd.read_parquet(work / "a" / "cells.parquet")
     c = pd.read_parquet(work / "c" / "cells.parquet")
+    # exact by construction: the engine calls the model once per (task chunk, sequence, k), so
+    # sequence 0's batches have the same shapes and values whatever the number of sequences
     assert a[a.sequence == 0].equals(c[c.sequence == 0])  # the authors' sequence does not move
     assert not a.equals(c)
 

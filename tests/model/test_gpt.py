@@ -21,6 +21,8 @@ def test_changing_a_later_token_never_changes_earlier_logits():
         other = idx.clone()
         other[:, t] = (other[:, t] + 1) % 7
         logits, _ = net(other)
+        # same shapes, same kernels: earlier rows are computed identically; 1e-6 only guards
+        # against a kernel that mixes rows in its reductions
         assert torch.allclose(logits[:, :t], base[:, :t], atol=1e-6)
         assert not torch.allclose(logits[:, t:], base[:, t:])
 
