@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import emit
+
 TARGET_SECONDS = 120.0
 
 
@@ -41,6 +43,7 @@ def main() -> int:
     ap.add_argument("--synthetic", action="store_true",
                     help="if the checkpoint is missing, time a random cpu-d4-shaped checkpoint instead")
     ap.add_argument("--keep", metavar="DIR", help="keep the run folder here")
+    ap.add_argument("--save", metavar="PATH", help="also write the JSON line there (e.g. benchmarks/results/compare_run.json)")
     args = ap.parse_args()
 
     from model.checkpoint import CheckpointError, resolve_checkpoint
@@ -103,7 +106,7 @@ def main() -> int:
         "target_seconds": TARGET_SECONDS,
         "cpu_count": os.cpu_count(),
     }
-    print(json.dumps(result))
+    emit(result, args.save)
     return 0
 
 

@@ -23,13 +23,13 @@ even on a busy machine) and wall time. Prints human lines, then one JSON object 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from machine import emit
 
 from algos.prompts import make_examples, query_grid, random_sequences
 from algos.solvers.base import Predictor
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--weight-std", type=float, default=0.2, help="rescale every weight matrix to this std (0: keep init)")
+    ap.add_argument("--save", metavar="PATH", help="also write the JSON line there (e.g. benchmarks/results/grid_inference.json)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"speedup {full_cpu_all / fast_cpu:.1f}x (CPU time), {full_wall_all / fast_wall:.1f}x (wall)")
     print(f"agreement on {n_full} task(s): max |prob difference| {diff:.2e}, max |log-prob difference| {log_diff:.2e}, "
           f"arg-max differs on {argmax_mismatch:.2%} of cells (mean top probability {top:.2f})")
-    print(json.dumps(result))
+    emit(result, args.save)
     return result
 
 

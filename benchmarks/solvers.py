@@ -16,12 +16,12 @@ cell over our Modular Regression's seconds per cell on the full grid).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 
 import numpy as np
+from machine import emit
 
 from algos.prompts import authors_sequence, make_examples, query_grid
 from algos.solvers import ModularRegression, reference_solvers
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny run: p = 7, k <= 3, few sympy cells")
     parser.add_argument("--sympy-cells", type=int, default=None, help="cells solved with sympy (default 2000)")
+    parser.add_argument("--save", metavar="PATH", help="also write the JSON line there (e.g. benchmarks/results/solvers.json)")
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
-    print(json.dumps(result))
+    emit(result, args.save)
     return 0 if agree else 1
 
 

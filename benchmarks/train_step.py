@@ -30,12 +30,12 @@ Prints human-readable lines, then one JSON object as the last line.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from machine import emit, matmul_peak
 
 from model.config import ModelConfig
 from model.gpt import GPT
@@ -53,16 +53,6 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
     w, c = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - w, time.process_time() - c
-
-
-def matmul_peak(n: int, reps: int) -> tuple[float, float]:
-    """Best FLOP/s of an fp32 n x n matmul over ``reps`` repetitions: (by wall, by CPU time)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    torch.mm(a, b, out=out)  # warm-up
-    times = [timed(lambda: torch.mm(a, b, out=out)) for _ in range(reps)]
-    flops = 2.0 * n**3
-    return flops / min(t[0] for t in times), flops / max(1e-9, min(t[1] for t in times))
 
 
 def make_batch(cfg: ModelConfig, batch: int, tokens: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--peak-sizes", type=int, nargs="+", default=[512, 1024, 2048],
                     help="sides of the square matmuls for the peak (the best is used)")
     ap.add_argument("--peak-reps", type=int, default=5)
+    ap.add_argument("--save", metavar="PATH", help="also write the JSON line there (e.g. benchmarks/results/train_step.json)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -151,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = ", ".join(f"{n}: {v[1] / 1e9:.1f}" for n, v in by_size.items())
     print(f"fp32 matmul peak (CPU time, by size {sizes}): {peak_cpu / 1e9:.1f} GFLOP/s; wall {peak_wall / 1e9:.1f}")
     print(f"MFU {mfu:.3f} ({result['mfu_clock']} clock); by CPU time {mfu_cpu:.3f}, by wall {mfu_wall:.3f}")
-    print(json.dumps(result))
+    emit(result, args.save, peak_gflops=peak_cpu / 1e9)
     return result
 
 

@@ -1,0 +1,162 @@
+"""README's figures agree with the committed reports and benchmark results they quote.
+
+Each entry of ``FIGURES`` is a piece of README text with ``{}`` where figures go, and the
+sources of those figures: a cell of a report's table (``summary.csv``, ``sequences.csv``),
+a key of a committed JSON output (``reports/zero-set/*.json``, ``benchmarks/results/*.json``),
+each with the format README prints it in. The test fills the text in from the sources and
+looks for it in README, so a report rebuilt with other numbers (a new bundled checkpoint,
+a changed default) fails here until README says the new numbers. When README quotes a
+new figure from a report, add it here.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+@dataclass(frozen=True)
+class Fig:
+    """One figure: a file, how to find the value in it, and how README writes it."""
+
+    file: str
+    where: tuple  # CSV: ((column, value), ...) row filter; JSON: key path
+    column: str | None = None  # CSV column (None for JSON)
+    fmt: str = ".3f"  # format spec; "%1" = per cent with one decimal
+    scale: float = 1.0
+
+    def value(self) -> float:
+        if self.file.endswith(".csv"):
+            table = _csv(self.file)
+            mask = pd.Series(True, index=table.index)
+            for col, val in self.where:
+                mask &= table[col] == val
+            rows = table.loc[mask, self.column]
+            assert len(rows) == 1, f"{self.file}: {self.where} selects {len(rows)} rows"
+            return float(rows.iloc[0])
+        node = _json(self.file)
+        for key in self.where:
+            node = node[key]
+        return float(node)
+
+    def text(self) -> str:
+        v = self.value() * self.scale
+        if self.fmt == "%1":
+            return f"{100 * v:.1f} %"
+        if self.fmt == ",":
+            return f"{round(v):,}"
+        return format(v, self.fmt)
+
+
+@cache
+def _csv(file: str) -> pd.DataFrame:
+    return pd.read_csv(ROOT / file)
+
+
+@cache
+def _json(file: str) -> dict:
+    return json.loads((ROOT / file).read_text().strip().splitlines()[-1])
+
+
+def summ(report: str, split: str, k: int, predictor: str, column: str, fmt: str = ".3f") -> Fig:
+    return Fig(f"reports/{report}/summary.csv", (("split", split), ("k", k), ("predictor", predictor)), column, fmt)
+
+
+def interval(report: str, split: str, k: int, predictor: str = "model", column: str = "accuracy") -> list[Fig]:
+    return [summ(report, split, k, predictor, c) for c in (column, f"{column}_lo", f"{column}_hi")]
+
+
+def seq(report: str, split: str, k: int, sequence: int, fmt: str = "%1") -> Fig:
+    return Fig(f"reports/{report}/sequences.csv", (("split", split), ("k", k), ("sequence", sequence)), "accuracy", fmt)
+
+
+def zs(run: str, key: str, fmt: str = ".2f") -> Fig:
+    return Fig(f"reports/zero-set/{run}.json", (key,), fmt=fmt)
+
+
+def bench(name: str, *path: str, fmt: str = ".2f", scale: float = 1.0) -> Fig:
+    return Fig(f"benchmarks/results/{name}.json", path, fmt=fmt, scale=scale)
+
+
+def _models_table_row(column: str, fmt: str = ".2f") -> list[Fig]:
+    return [summ(r, s, 8, "ratio_matching", column, fmt)
+            for r in ("d4-seq16", "d4-p7-seq16", "d2-seq16") for s in ("ood", "id")]
+
+
+FIGURES: list[tuple[str, list[Fig]]] = [
+    # Training at CPU scale: where the bar stands
+    ("reaches **{} [{}, {}]** o.o.d. accuracy at k = 8", interval("d4", "ood", 8)),
+    ("`reports/d4/`) and **{} [{}, {}]**", interval("d4-seq16", "ood", 8)),
+    ("it gave 0.902 on the authors' sequence but\n{} [{}, {}] over 17", interval("M-seq16", "ood", 8)),
+    ("`d2.pt` (p = 7) reaches {} [{}, {}] o.o.d. at k = 8", interval("d2-seq16", "ood", 8)),
+    ("and `d4-p7.pt`\n{} [{}, {}]", interval("d4-p7-seq16", "ood", 8)),
+    # the --examples intervention, for V and for M
+    ("from\n{} to {} (`reports/d4-examples/`)", [seq("d4-examples", "ood", 8, 0), seq("d4-examples", "ood", 8, 1)]),
+    ("from {} to {} (`reports/M-examples/`", [seq("M-examples", "ood", 8, 0), seq("M-examples", "ood", 8, 1)]),
+    # the zero-set intervention: M has the effect, the bundled d4 (V) does not
+    ("drops the nine (a, a)\nfrom {} to {} (all {} drop)",
+     [zs("M", "diagonal_added_before"), zs("M", "diagonal_added_after"),
+      zs("M", "diagonal_added_sequences_moved_as_predicted", ".0f")]),
+    ("lifts them from\n{} to {} (all {} rise)",
+     [zs("M", "diagonal_removed_before"), zs("M", "diagonal_removed_after"),
+      zs("M", "diagonal_removed_sequences_moved_as_predicted", ".0f")]),
+    ("added {} → {} ({} of 8 sequences drop) and removed\n{} → {} ({} of 9 rise)",
+     [zs("d4", "diagonal_added_before"), zs("d4", "diagonal_added_after"),
+      zs("d4", "diagonal_added_sequences_moved_as_predicted", ".0f"),
+      zs("d4", "diagonal_removed_before"), zs("d4", "diagonal_removed_after"),
+      zs("d4", "diagonal_removed_sequences_moved_as_predicted", ".0f")]),
+    *[(f"| {label} | {{}} / {{}} | {{}} / {{}} |",
+       [zs(run, "other_ood_own_zero_set_with"), zs(run, "other_ood_own_zero_set_without"),
+        zs(run, "diagonal_own_zero_set_with"), zs(run, "diagonal_own_zero_set_without")])
+      for run, label in [("Q", "Q at step 37,000 (60k schedule, still rising)"),
+                         ("U", "U at step 12,500 (task seed 3, 40k schedule, still rising)"),
+                         ("R", "R at step 29,000 (memorizing inputs)"),
+                         ("M", "M final (`d4.pt` before V)")]],
+    ("| **d4** (V final, model seed 2) | **{} / {}** | **{} / {}** |",
+     [zs("d4", "other_ood_own_zero_set_with"), zs("d4", "other_ood_own_zero_set_without"),
+      zs("d4", "diagonal_own_zero_set_with"), zs("d4", "diagonal_own_zero_set_without")]),
+    # what the models do: the table of the three 17-sequence reports
+    ("| model accuracy, k = 4 / k = 8 | {} / **{}** | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |",
+     [summ(r, s, k, "model", "accuracy") for r in ("d4-seq16", "d4-p7-seq16", "d2-seq16") for s in ("ood", "id")
+      for k in (4, 8)]),
+    ("| Ratio Matching's coverage | {} | {} | {} | {} | {} | {} |", _models_table_row("coverage")),
+    ("| share of model answers Ratio Matching explains | {} | {} | {} | {} | {} | {} |", _models_table_row("explains")),
+    ("o.o.d. accuracy rises with k:\n  {}, {}, {}, {}, {}, {}, {}, {} for k = 1..8",
+     [summ("d4-seq16", "ood", k, "ratio_matching", "model_acc_out", ".2f") for k in range(1, 9)]),
+    # benchmarks (benchmarks/results/*.json, rebuilt with --save)
+    ("`full_grid_seconds` **{}**", [bench("solvers", "full_grid_seconds", fmt=".2f")]),
+    ("`speedup_vs_sympy` **{}×**", [bench("solvers", "speedup_vs_sympy", fmt=",")]),
+    ("`prefix_reuse_speedup` **{}×**", [bench("grid_inference", "prefix_reuse_speedup", fmt=".1f")]),
+    ("{} s per step", [bench("train_step", "step_seconds_median_cpu", fmt=".2f")]),
+    ("64 sequences takes {} s (`benchmarks/train_step.py`)", [bench("train_step", "step_seconds_median_cpu", fmt=".2f")]),
+    ("would take about {} days at that size",
+     [bench("train_step", "step_seconds_median_cpu", fmt=".0f", scale=24 * 200_000 / 86_400)]),
+    ("`mfu` **{}**", [bench("train_step", "mfu", fmt=".2f")]),
+    ("measured fp32 peak of {} GFLOP/s", [bench("train_step", "machine", "fp32_peak_gflops_one_thread", fmt=".0f")]),
+    ("`total_seconds` **{}**", [bench("compare_run", "total_seconds", fmt=".2f")]),
+]
+
+
+def _readme() -> str:
+    return README.read_text()
+
+
+@pytest.mark.parametrize("text, figures", FIGURES, ids=[t.split("{}")[0].strip()[:40] for t, _ in FIGURES])
+def test_readme_quotes_the_committed_figures(text, figures):
+    expected = text.format(*(f.text() for f in figures))
+    readme = " ".join(_readme().split())  # line breaks in README do not matter
+    assert " ".join(expected.split()) in readme, f"README should say: {expected!r}"
+
+
+def test_the_check_sees_a_stale_figure():
+    """A figure one unit off in its last digit is not found: the check is not vacuous."""
+    fig = summ("d4", "ood", 8, "model", "accuracy")
+    stale = format(fig.value() + 0.001, ".3f")
+    assert f"**{stale} [" not in _readme() and f"**{fig.text()} [" in _readme()
