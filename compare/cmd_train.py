@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from model.config import PRESETS, get_preset, with_overrides
+from model.config import PRESETS, get_preset, snapshot_steps, with_overrides
 
 __all__ = ["add_parser", "spec_from_args"]
 
@@ -45,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     t.add_argument("--compile", action="store_true", default=None)
     t.add_argument("--threads", type=int)
+    t.add_argument("--snapshots", metavar="STEPS", help="weight-only copies in OUT/snapshots/ at these steps: "
+                   '"200,500,1000" or "log:40" (40 log-spaced steps); for `compare trajectory`')
     p.set_defaults(func=run)
 
 
@@ -68,6 +70,8 @@ def spec_from_args(args: argparse.Namespace):
         eval_sequences=args.eval_sequences, save_every=args.save_every, precision=args.precision,
         compile=args.compile, threads=args.threads,
     )
+    if getattr(args, "snapshots", None):
+        train = with_overrides(train, snapshots=snapshot_steps(args.snapshots, train.steps))
     argv = getattr(args, "argv", None) or sys.argv[1:]
     return RunSpec(
         model=model, train=train, setting=setting, out_dir=Path(args.out), device=args.device,

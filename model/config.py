@@ -78,6 +78,7 @@ class TrainConfig:
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "fp32" | "bf16"
     compile: bool = False  # torch.compile the model (CUDA mostly)
     threads: int = 0  # torch intra-op threads on CPU; 0 = leave torch's default
+    snapshots: tuple[int, ...] = ()  # steps at which a weight-only copy goes to snapshots/ (see snapshot_steps)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -85,6 +86,38 @@ class TrainConfig:
         if self.precision not in {"auto", "fp32", "bf16"}:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "snapshots", tuple(sorted({int(s) for s in self.snapshots})))
+        bad = [s for s in self.snapshots if not 1 <= s <= self.steps]
+        if bad:
+            raise ValueError(f"snapshot steps must lie in 1..{self.steps}, got {bad[0]}")
+
+
+def snapshot_steps(spec: str, steps: int) -> tuple[int, ...]:
+    """Parse ``--snapshots``: "200,500,1000" (explicit steps) or "log:N" (N log-spaced steps
+    from 1 to ``steps``, rounded to integers; duplicates after rounding merge, so early on
+    there may be fewer than N).
+
+    >>> snapshot_steps("log:5", 10000)
+    (1, 10, 100, 1000, 10000)
+    """
+    spec = spec.strip()
+    if spec.startswith("log:"):
+        try:
+            n = int(spec[4:])
+        except ValueError:
+            raise ValueError(f"--snapshots: {spec!r}: expected log:N with an integer N") from None
+        if n < 2:
+            raise ValueError(f"--snapshots: log:N needs N >= 2, got {n}")
+        out = {round(steps ** (i / (n - 1))) for i in range(n)}
+    else:
+        try:
+            out = {int(s) for s in spec.split(",") if s.strip()}
+        except ValueError:
+            raise ValueError(f"--snapshots: {spec!r}: expected steps like 200,500,1000 or log:N") from None
+    bad = sorted(s for s in out if not 1 <= s <= steps)
+    if bad:
+        raise ValueError(f"--snapshots: step {bad[0]} is outside 1..{steps}")
+    return tuple(sorted(out))
 
 
 @dataclass(frozen=True)

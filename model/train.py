@@ -36,6 +36,7 @@ from model.gpt import GPT
 __all__ = ["lr_at", "evaluate", "RunSpec", "train", "data_parallel", "accumulate_step_gradients"]
 
 EVAL_SETS = ("id_train", "id_test", "ood_train", "ood_test")
+SNAPSHOT_DIR = "snapshots"  # run folder subdirectory of the weight-only snapshots
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -172,6 +173,16 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
         save_checkpoint(path, mcfg, cfg, setting, net.state_dict(), step=step, history=history,
                         meta=meta, setting_config=spec.setting, trainer=trainer)
 
+    snapshot_at = set(cfg.snapshots)
+    if snapshot_at and info.is_main:
+        (out / SNAPSHOT_DIR).mkdir(exist_ok=True)
+
+    def save_snapshot(at: int) -> None:
+        """Weights only, no history (metrics.jsonl has it): small files for ``compare trajectory``."""
+        meta = {**meta_base, "wall_clock_seconds": round(wall + time.perf_counter() - t0, 1), "snapshot": True}
+        save_checkpoint(out / SNAPSHOT_DIR / f"step-{at:07d}.pt", mcfg, cfg, setting, net.state_dict(), step=at,
+                        history=[], meta=meta, setting_config=spec.setting)
+
     bar = None
     if info.is_main and spec.progress:
         from tqdm import tqdm
@@ -212,6 +223,8 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
             _barrier(info)
         if (do_eval or step % cfg.save_every == 0) and info.is_main:
             snapshot(last, with_trainer=True)
+        if step in snapshot_at and info.is_main:
+            save_snapshot(step)
     if bar is not None:
         bar.close()
     _barrier(info)

@@ -49,3 +49,50 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
     # exact by construction: one process, one thread count, the same ops on the same shapes
     for k, v in straight.state_dict.items():
         assert torch.equal(v, resumed.state_dict[k]), k
+
+
+def test_snapshots_are_weight_only_copies_that_leave_training_unchanged(tmp_path):
+    plain = train(_spec(tmp_path / "plain", 12))
+    snapped = train(_spec(tmp_path / "snap", 12, snapshots=(1, 5, 12)))
+    for k, v in plain.state_dict.items():  # exact by construction: saving touches no RNG and no weight
+        assert torch.equal(v, snapped.state_dict[k]), k
+    files = sorted((tmp_path / "snap" / "snapshots").iterdir())
+    assert [f.name for f in files] == ["step-0000001.pt", "step-0000005.pt", "step-0000012.pt"]
+    shots = [load_checkpoint(f) for f in files]
+    assert [s.step for s in shots] == [1, 5, 12]
+    assert all(s.trainer is None and s.history == [] for s in shots)
+    assert all(torch.equal(shots[-1].state_dict[k], v) for k, v in snapped.state_dict.items())
+    assert not torch.equal(shots[0].state_dict["wte.weight"], shots[1].state_dict["wte.weight"])
+    assert not (tmp_path / "plain" / "snapshots").exists()
+
+
+def test_snapshots_survive_an_interruption(tmp_path):
+    first = _spec(tmp_path / "r", 12, snapshots=(3, 9))
+    train(replace(first, stop_at=6))
+    train(first)
+    steps = sorted(load_checkpoint(f).step for f in (tmp_path / "r" / "snapshots").iterdir())
+    assert steps == [3, 9]
+
+
+@pytest.mark.parametrize("spec, steps, expected", [
+    ("200,500, 1000", 1000, (200, 500, 1000)),
+    ("log:5", 10_000, (1, 10, 100, 1000, 10_000)),
+    ("log:40", 40_000, None),
+])
+def test_snapshot_schedules(spec, steps, expected):
+    from model.config import snapshot_steps
+
+    got = snapshot_steps(spec, steps)
+    if expected is not None:
+        assert got == expected
+    else:  # log-spaced: strictly increasing, from 1 to the end, ratios roughly constant at the top
+        assert got[0] == 1 and got[-1] == steps and list(got) == sorted(set(got)) and 30 <= len(got) <= 40
+
+
+@pytest.mark.parametrize("spec, message", [("log:x", "integer N"), ("log:1", "N >= 2"), ("5,a", "expected steps"),
+                                           ("0,10", "outside 1..100"), ("200", "outside 1..100")])
+def test_bad_snapshot_schedules(spec, message):
+    from model.config import snapshot_steps
+
+    with pytest.raises(ValueError, match=message):
+        snapshot_steps(spec, 100)
