@@ -15,10 +15,33 @@ Initialization (as the paper's code): every linear and the embedding ~ N(0, 0.02
 MLP output projections (``mlp.proj``) further divided by sqrt(2 * n_layer).
 
 Analysis hooks: identity :class:`HookPoint` modules at the activations of interest,
-named by the module tree (``blocks.0.attn.hook_pattern``). :meth:`GPT.hooks` registers
-functions on them for the duration of a ``with`` block; :meth:`GPT.run_with_cache`
-returns the activations. The attention pattern is materialized only when something
-listens to ``hook_pattern``; otherwise the fused SDPA kernel runs.
+named by the module tree as in TransformerLens (``blocks.0.attn.hook_pattern``).
+:meth:`GPT.hooks` registers functions on them for the duration of a ``with`` block (a
+hook that returns a tensor replaces the activation); :meth:`GPT.run_with_cache` returns
+the activations. B = batch, T = positions (query positions for patterns), S = key
+positions, H = heads, hd = head_dim, C = d_model, V = vocabulary:
+
+    hook_embed                      (B, T, C)    token embedding (RoPE adds no position embedding)
+    blocks.{l}.hook_resid_pre       (B, T, C)    the residual stream entering block l
+    blocks.{l}.attn.hook_q / hook_k (B, H, T, hd) queries and keys after RoPE
+    blocks.{l}.attn.hook_v          (B, H, T, hd) values
+    blocks.{l}.attn.hook_attn_scores (B, H, T, S) q·k / sqrt(hd), -inf above the diagonal (pre-softmax)
+    blocks.{l}.attn.hook_pattern    (B, H, T, S) softmax of the scores
+    blocks.{l}.attn.hook_z          (B, H, T, hd) each head's output before the output projection
+    blocks.{l}.attn.hook_result     (B, T, H, C) each head's output through its own slice of the
+                                                 output projection; summed over H it is hook_attn_out
+    blocks.{l}.hook_attn_out        (B, T, C)    the attention layer's output
+    blocks.{l}.hook_resid_mid       (B, T, C)    residual after attention
+    blocks.{l}.mlp.hook_post        (B, T, 4C)   MLP hidden activations after ReLU
+    blocks.{l}.hook_mlp_out         (B, T, C)    the MLP's output
+    blocks.{l}.hook_resid_post      (B, T, C)    residual leaving block l
+
+TransformerLens puts the head axis of q, k, v and z after the position axis
+(``[batch, pos, head, d_head]``); here it comes first, as ``scaled_dot_product_attention``
+takes it. ``hook_result``, ``hook_attn_scores`` and ``hook_pattern`` have TransformerLens's
+layouts. Scores and pattern are materialized only when something listens to them, and
+the per-head results only when something listens to ``hook_result``; otherwise the fused
+SDPA kernel and one output matmul run, so hooks cost nothing when unused.
 """
 from __future__ import annotations
 
@@ -72,8 +95,10 @@ class Attention(nn.Module):
         self.hook_q = HookPoint()  # (B, H, T, hd), after RoPE
         self.hook_k = HookPoint()  # (B, H, T, hd), after RoPE
         self.hook_v = HookPoint()  # (B, H, T, hd)
-        self.hook_pattern = HookPoint()  # (B, H, T, T) softmax weights
+        self.hook_attn_scores = HookPoint()  # (B, H, T, S) scaled, causally masked, pre-softmax
+        self.hook_pattern = HookPoint()  # (B, H, T, S) softmax weights
         self.hook_z = HookPoint()  # (B, H, T, hd) per-head outputs before the o-projection
+        self.hook_result = HookPoint()  # (B, T, H, C) per-head outputs through their slice of o
 
     def project(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """x (B, T, C) at absolute ``positions`` (T,) -> q, k, v each (B, H, T, hd), RoPE applied."""
@@ -89,14 +114,18 @@ class Attention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.project(x, torch.arange(T, device=x.device))
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
-        if self.hook_pattern.has_hooks():
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, T, T)
+        if self.hook_pattern.has_hooks() or self.hook_attn_scores.has_hooks():
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, T, S)
             causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-            pattern = self.hook_pattern(scores.masked_fill(~causal, float("-inf")).softmax(-1))
-            z = pattern @ v
+            scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
+            z = self.hook_pattern(scores.softmax(-1)) @ v
         else:
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         z = self.hook_z(z)  # (B, H, T, hd)
+        if self.hook_result.has_hooks():
+            w = self.o.weight.view(C, self.n_head, self.head_dim)  # (C_out, H, hd): head h's slice of o
+            result = self.hook_result(torch.einsum("bhtd,chd->bthc", z, w))  # (B, T, H, C)
+            return result.sum(dim=2)
         return self.o(z.transpose(1, 2).reshape(B, T, C))
 
 

@@ -52,25 +52,50 @@ def write_authors_file(folder, run=None, sd=None, **sd_kwargs):
     return path, sd
 
 
-def authors_forward(sd: dict, idx: torch.Tensor, n_head: int, n_layer: int, rope: bool = True) -> torch.Tensor:
-    """Logits (B, T, V) computed the way the authors' RoPETransformer does, from their state dict."""
+def authors_forward(sd: dict, idx: torch.Tensor, n_head: int, n_layer: int, rope: bool = True,
+                    cache: dict | None = None) -> torch.Tensor:
+    """Logits (B, T, V) computed the way the authors' RoPETransformer does, from their state dict.
+
+    With ``cache`` it also records, under our hook names and layouts, every activation
+    that ``GPT.run_with_cache`` exposes — an independent implementation to check the hooks
+    against (explicit softmax attention; per-head results from the o-projection's slices).
+    """
+    rec = cache.__setitem__ if cache is not None else (lambda name, value: None)
     wte = sd["transformer.wte.weight"]
     B, T = idx.shape
     C = wte.shape[1]
     hd = C // n_head
     rot = rotary.RotaryEmbedding(dim=hd)
     x = wte[idx]
+    rec("hook_embed", x)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
     for i in range(n_layer):
-        h = f"transformer.h.{i}."
+        h, b = f"transformer.h.{i}.", f"blocks.{i}."
+        rec(b + "hook_resid_pre", x)
         a = F.layer_norm(x, (C,), sd[h + "ln_1.weight"], sd[h + "ln_1.bias"])
         q, k, v = (a @ sd[h + "attn.to_qkv.weight"].T).split(C, dim=2)
         q, k, v = (t.view(B, T, n_head, hd).transpose(1, 2) for t in (q, k, v))
         if rope:
             q, k = rot.rotate_queries_or_keys(q), rot.rotate_queries_or_keys(k)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=hd ** -0.5)
-        x = x + y.transpose(1, 2).contiguous().view(B, T, C) @ sd[h + "attn.o.weight"].T
+        scores = (q @ k.transpose(-1, -2) * hd ** -0.5).masked_fill(~causal, float("-inf"))
+        pattern = scores.softmax(-1)
+        y = pattern @ v  # (B, H, T, hd)
+        o = sd[h + "attn.o.weight"]  # (C, C): input channels ordered head by head
+        result = torch.stack([y[:, j] @ o[:, j * hd:(j + 1) * hd].T for j in range(n_head)], dim=2)  # (B, T, H, C)
+        attn_out = y.transpose(1, 2).contiguous().view(B, T, C) @ o.T
+        for name, value in [("q", q), ("k", k), ("v", v), ("attn_scores", scores), ("pattern", pattern), ("z", y),
+                            ("result", result)]:
+            rec(f"{b}attn.hook_{name}", value)
+        rec(b + "hook_attn_out", attn_out)
+        x = x + attn_out
+        rec(b + "hook_resid_mid", x)
         m = F.layer_norm(x, (C,), sd[h + "ln_2.weight"], sd[h + "ln_2.bias"])
-        x = x + F.relu(m @ sd[h + "mlp.c_fc.weight"].T) @ sd[h + "mlp.c_proj.weight"].T
+        post = F.relu(m @ sd[h + "mlp.c_fc.weight"].T)
+        mlp_out = post @ sd[h + "mlp.c_proj.weight"].T
+        rec(b + "mlp.hook_post", post)
+        rec(b + "hook_mlp_out", mlp_out)
+        x = x + mlp_out
+        rec(b + "hook_resid_post", x)
     x = F.layer_norm(x, (C,), sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"])
     return x @ sd["lm_head.weight"].T
 
@@ -159,6 +184,28 @@ def test_imported_logits_equal_the_authors_forward(tmp_path):
     assert ours.shape == theirs.shape == (3, 24, 47)
     assert torch.allclose(ours, theirs, atol=1e-5, rtol=0), (ours - theirs).abs().max()
     assert (ours - no_rope).abs().max() > 1e-2  # the check can tell a missing rotation
+
+
+def test_cached_activations_of_an_imported_checkpoint_equal_an_independent_forward(tmp_path):
+    """Every hook point, in its documented layout, against the authors'-style forward."""
+    src, sd = write_authors_file(tmp_path)
+    net = load_checkpoint(import_authors_checkpoint(src, tmp_path / "imported.pt")).build_model()
+    torch.manual_seed(1)
+    idx = torch.randint(0, 29, (2, 3 * 8))
+    logits, cache = net.run_with_cache(idx)
+    want: dict = {}
+    with torch.no_grad():
+        theirs = authors_forward(sd, idx, n_head=2, n_layer=2, cache=want)
+    assert set(cache) == set(want)  # every hook point, no more, no fewer
+    # fp32, O(1)-scale weights (std 0.2 in authors_state_dict): two computation orders agree to ~1e-6
+    torch.testing.assert_close(logits, theirs, atol=1e-4, rtol=1e-5)
+    for name, value in want.items():
+        got = cache[name]
+        assert got.shape == value.shape, (name, got.shape, value.shape)
+        if name.endswith("hook_attn_scores"):  # -inf above the diagonal on both sides
+            assert torch.equal(torch.isinf(got), torch.isinf(value)), name
+            got, value = got.masked_fill(torch.isinf(got), 0), value.masked_fill(torch.isinf(value), 0)
+        torch.testing.assert_close(got, value, atol=1e-4, rtol=1e-5, msg=name)
 
 
 def test_imported_checkpoint_carries_setting_configs_and_provenance(tmp_path):

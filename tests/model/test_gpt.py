@@ -71,6 +71,50 @@ def test_hook_points_expose_activations_without_changing_logits():
     assert not any(h._forward_hooks for h in net.hook_points().values())
 
 
+def test_per_head_results_sum_to_the_attention_output_and_scores_give_the_pattern():
+    net = make(H=4)
+    idx = torch.randint(0, 7, (3, 12))
+    _, cache = net.run_with_cache(idx)
+    for layer in range(2):
+        result = cache[f"blocks.{layer}.attn.hook_result"]
+        assert result.shape == (3, 12, 4, 32)  # (B, T, H, C), TransformerLens's layout
+        # fp32 sums of a few O(0.1) terms: 1e-6 covers the two summation orders
+        torch.testing.assert_close(result.sum(2), cache[f"blocks.{layer}.hook_attn_out"], atol=1e-6, rtol=1e-5)
+        z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, H, T, hd)
+        w = net.blocks[layer].attn.o.weight  # (C, H * hd)
+        head2 = z[:, 2] @ w[:, 2 * 8:3 * 8].T  # head 2 alone through its columns of o
+        torch.testing.assert_close(result[:, :, 2], head2, atol=1e-6, rtol=1e-5)
+        scores = cache[f"blocks.{layer}.attn.hook_attn_scores"]
+        assert scores.shape == (3, 4, 12, 12) and torch.isinf(scores.triu(1)[..., 0, 1:]).all()
+        q, k = cache[f"blocks.{layer}.attn.hook_q"], cache[f"blocks.{layer}.attn.hook_k"]
+        lower = torch.ones(12, 12, dtype=torch.bool).tril()
+        torch.testing.assert_close(scores[..., lower], ((q @ k.transpose(-1, -2)) / 8 ** 0.5)[..., lower])
+        torch.testing.assert_close(scores.softmax(-1), cache[f"blocks.{layer}.attn.hook_pattern"])
+
+
+def test_hooking_one_head_result_changes_only_through_that_head():
+    net = make(H=4)
+    idx = torch.randint(0, 7, (2, 9))
+    base, cache = net.run_with_cache(idx, ["blocks.0.attn.hook_z"])
+
+    def drop_head_1(_m, _i, out):
+        out = out.clone()
+        out[:, :, 1] = 0
+        return out
+
+    def drop_z_1(_m, _i, out):
+        out = out.clone()
+        out[:, 1] = 0
+        return out
+
+    with net.hooks([("blocks.0.attn.hook_result", drop_head_1)]):
+        via_result, _ = net(idx)
+    with net.hooks([("blocks.0.attn.hook_z", drop_z_1)]):
+        via_z, _ = net(idx)
+    assert not torch.allclose(base, via_result)
+    torch.testing.assert_close(via_result, via_z, atol=1e-5, rtol=1e-5)  # the same ablation, two routes
+
+
 def test_a_hook_can_edit_activations_and_unknown_names_fail():
     net = make()
     idx = torch.randint(0, 7, (1, 9))
