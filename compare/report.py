@@ -42,6 +42,7 @@ __all__ = [
     "write_report",
     "read_run",
     "default_grid_tasks",
+    "write_pages",
     "CELLS",
     "MANIFEST",
     "FIGURE_PREDICTORS",
@@ -413,7 +414,17 @@ def _write_pages(folder: Path, manifest: dict, tables, tasks: pd.DataFrame, figu
     if per_seq is not None:
         sections.append(("By example sequence", *per_seq))
     sections.append(("Hardest tasks", *_task_rows(tasks, subject)))
+    write_pages(folder, title, about, sections, figures)
 
+
+def write_pages(folder: Path, title: str, about: Sequence[tuple[str, str]],
+                sections: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]], str]],
+                figures: Sequence[tuple[str, str]]) -> None:
+    """report.md and report.html: a title, an "about" list, table sections and figures.
+
+    ``sections`` are (heading, column names, rows of cell strings, a note in Markdown that
+    may hold links); ``figures`` are (file name, caption).
+    """
     md = [f"# {title}", ""]
     md += [f"- **{k}**: {v}" for k, v in about]
     for name, head, body, text in sections:
