@@ -7,10 +7,16 @@ query's y token against the prefix, its x token and itself. A query thus costs o
 instead of 3k + 2, and the answer equals full recomputation up to float rounding (a test
 checks it). The prediction is the arg-max over the p residue tokens and the distribution
 is the softmax over those same tokens.
+
+The grid path does not go through the model's hook points; instead it calls
+:meth:`ModelPredictor._site` at the places of ``attn.hook_z``, ``hook_attn_out`` and
+``hook_mlp_out`` of every block (identity here), which is where :mod:`model.ablation`
+changes activations.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,20 +28,42 @@ from model.checkpoint import Checkpoint
 from model.device import autocast, pick_device
 from model.gpt import GPT
 
-__all__ = ["ModelPredictor"]
+__all__ = ["ModelPredictor", "GridStage"]
+
+
+class GridStage(NamedTuple):
+    """Which tokens the rows of a grid-path activation are.
+
+    ``kind`` is ``prefix`` (rows = the 3k prefix positions 0 .. 3k-1, shared by every
+    query), ``x`` (rows = the distinct query x tokens, all at position 3k; ``x_counts``
+    (rows,) says how many queries each stands for) or ``y`` (rows = the queries, all at
+    position 3k + 1). ``start`` is the position of the first row; ``n_queries`` the
+    number of queries each prefix is asked.
+    """
+
+    kind: str
+    k: int
+    start: int
+    n_queries: int
+    x_counts: torch.Tensor | None
 
 
 class ModelPredictor(Predictor):
-    """Predictions of a trained checkpoint. ``batch_prefixes`` bounds memory per call."""
+    """Predictions of a trained checkpoint. ``batch_prefixes`` bounds memory per call.
+
+    ``net`` shares an already built network of this checkpoint (on ``device``) instead of
+    building one, e.g. between the ablated copies of one model.
+    """
 
     name = "model"
     gives_distribution = True
 
-    def __init__(self, ckpt: Checkpoint, device: str = "auto", batch_prefixes: int = 64, precision: str = "fp32") -> None:
+    def __init__(self, ckpt: Checkpoint, device: str = "auto", batch_prefixes: int = 64, precision: str = "fp32",
+                 net: GPT | None = None) -> None:
         super().__init__(ckpt.model_config.p)
         self.ckpt = ckpt
         self.device = pick_device(device)
-        self.net: GPT = ckpt.build_model(self.device)
+        self.net: GPT = ckpt.build_model(self.device) if net is None else net
         self.batch_prefixes = int(batch_prefixes)
         self.precision = precision
         self.max_k = ckpt.max_k
@@ -75,41 +103,64 @@ class ModelPredictor(Predictor):
                 f"{self.ckpt.model_config.n_examples} examples a sequence)"
             )
 
+    def _site(self, name: str, layer: int, value: torch.Tensor, stage: GridStage) -> torch.Tensor:
+        """The grid path's counterpart of the hook point ``blocks.{layer}.{name}``.
+
+        ``name`` is ``attn.hook_z`` (value (B, H, M, hd), per-head outputs before the
+        o-projection), ``hook_attn_out`` or ``hook_mlp_out`` (value (B, M, C)); ``stage``
+        says which tokens the M rows are. The plain model returns ``value`` unchanged;
+        subclasses (ablation, activation means) override it, so the KV-cache path changes
+        activations exactly where a forward hook on the full model would.
+        """
+        return value
+
     @torch.no_grad()
     def _grid_chunk(self, ex: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """ex (B, k, 3), queries (q, 2) -> probs (B, q, p)."""
         net, dev = self.net, self.device
         B, k, _ = ex.shape
         T0 = 3 * k
+        nq = queries.shape[0]
         xs, x_of = np.unique(queries[:, 0], return_inverse=True)  # distinct x tokens; query -> its x
+        x_counts = torch.as_tensor(np.bincount(x_of, minlength=len(xs)), device=dev)  # queries per distinct x
         x_of = torch.as_tensor(x_of, device=dev)
+        stages = {
+            "prefix": GridStage("prefix", k, 0, nq, None),
+            "x": GridStage("x", k, T0, nq, x_counts),
+            "y": GridStage("y", k, T0 + 1, nq, None),
+        }
+
+        def block_step(i: int, block, h: torch.Tensor, z: torch.Tensor, stage: GridStage) -> torch.Tensor:
+            # z (B, H, M, hd) -> residual h (B, M, C) after attention and MLP, with the sites applied
+            M = z.shape[2]
+            z = self._site("attn.hook_z", i, z, stage)
+            a = self._site("hook_attn_out", i, block.attn.o(z.transpose(1, 2).reshape(B, M, -1)), stage)
+            h = h + a
+            return h + self._site("hook_mlp_out", i, block.mlp(block.ln_2(h)), stage)
+
         with autocast(dev, self.precision):
             # 1. the prefix, once: keys and values of every layer (B, H, T0, hd)
             h = net.wte(torch.as_tensor(ex.reshape(B, T0), device=dev))
             cache = []
-            for block in net.blocks:
+            for i, block in enumerate(net.blocks):
                 qh, kh, vh = block.attn.project(block.ln_1(h), torch.arange(T0, device=dev))
                 z = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True)
-                h = h + block.attn.o(z.transpose(1, 2).reshape(B, T0, -1))
-                h = h + block.mlp(block.ln_2(h))
+                h = block_step(i, block, h, z, stages["prefix"])
                 cache.append((kh, vh))
             # 2. each distinct x token at position T0, against the prefix and itself
             hx = net.wte(torch.as_tensor(xs, device=dev)).expand(B, -1, -1)  # (B, nx, C)
             x_cache = []
-            for block, (kp, vp) in zip(net.blocks, cache):
+            for i, (block, (kp, vp)) in enumerate(zip(net.blocks, cache)):
                 qx, kx, vx = block.attn.project(block.ln_1(hx), torch.full((len(xs),), T0, device=dev))
                 z = _attend(qx, kp, vp, [kx], [vx])
-                hx = hx + block.attn.o(z.transpose(1, 2).reshape(B, len(xs), -1))
-                hx = hx + block.mlp(block.ln_2(hx))
+                hx = block_step(i, block, hx, z, stages["x"])
                 x_cache.append((kx, vx))
             # 3. every query's y token at T0 + 1, against prefix, its x token and itself
             hy = net.wte(torch.as_tensor(queries[:, 1], device=dev)).expand(B, -1, -1)  # (B, q, C)
-            nq = queries.shape[0]
-            for block, (kp, vp), (kx, vx) in zip(net.blocks, cache, x_cache):
+            for i, (block, (kp, vp), (kx, vx)) in enumerate(zip(net.blocks, cache, x_cache)):
                 qy, ky, vy = block.attn.project(block.ln_1(hy), torch.full((nq,), T0 + 1, device=dev))
                 z = _attend(qy, kp, vp, [kx[:, :, x_of], ky], [vx[:, :, x_of], vy])
-                hy = hy + block.attn.o(z.transpose(1, 2).reshape(B, nq, -1))
-                hy = hy + block.mlp(block.ln_2(hy))
+                hy = block_step(i, block, hy, z, stages["y"])
             logits = net.lm_head(net.ln_f(hy))[..., : self.p].float()  # (B, q, p)
         return F.softmax(logits, dim=-1).cpu().numpy()
 
