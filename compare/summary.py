@@ -30,6 +30,9 @@ from compare.engine import DIST_METRICS, PROB_FLOOR, SPLITS, distribution_names,
 
 __all__ = [
     "summarize",
+    "UnitSums",
+    "unit_sums",
+    "paired_differences",
     "attribution",
     "attribute_cells",
     "explained_by",
@@ -126,21 +129,29 @@ def _ratio_ci(
 
 
 # ---------------------------------------------------------------------- summary
-def summarize(
-    cells: pd.DataFrame,
-    subject: str = "model",
-    references: Sequence[str] | None = None,
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> pd.DataFrame:
-    """One row per (split, k, predictor) with every rate of :data:`SUMMARY_METRICS`.
+@dataclass(frozen=True)
+class UnitSums:
+    """Numerator and denominator of every rate of :func:`summarize`, per (unit, k).
 
-    Columns: split, k, predictor, n_units, n_cells, then ``<metric>``, ``<metric>_lo``,
-    ``<metric>_hi`` for each metric (NaN where it does not apply). The subject's own row
-    comes first in each (split, k) and carries its accuracy and nll.
+    A unit is one (task, sequence) pair, in the order it first appears in the cells
+    (``unit_keys`` (n_units,) identifies them, ``unit_split`` (n_units,) is its split code);
+    ``keys`` names the m columns as (predictor, metric); ``num`` and ``den`` are
+    (n_units, n_k, m); ``cells_per`` (n_units, n_k) counts cells. Two tables of the same
+    comparison (same tasks, sequences and k) have the same units, so a paired bootstrap
+    (:func:`paired_differences`) can resample them together.
     """
+
+    keys: tuple[tuple[str, str], ...]
+    num: np.ndarray
+    den: np.ndarray
+    unit_keys: np.ndarray
+    unit_split: np.ndarray
+    ks: np.ndarray
+    cells_per: np.ndarray
+
+
+def unit_sums(cells: pd.DataFrame, subject: str = "model", references: Sequence[str] | None = None) -> UnitSums:
+    """Per (task, sequence) unit and k, the sums every rate of :data:`SUMMARY_METRICS` is a ratio of."""
     refs = list(reference_names(cells, subject) if references is None else references)
     dists = set(distribution_names(cells))
     unit, unit_split = _units(cells)
@@ -156,7 +167,7 @@ def summarize(
     s_right = s_pred == z
     s_ans = s_pred != -1
 
-    # stats[name] = list of (metric, numerator per group, denominator per group)
+    # blocks: (predictor, metric, numerator per group, denominator per group)
     blocks: list[tuple[str, str, np.ndarray, np.ndarray]] = []
     nright = _sum_by(group, G, s_right)
     nans = _sum_by(group, G, s_ans)
@@ -196,7 +207,31 @@ def summarize(
 
     num = np.stack([b[2] for b in blocks], axis=-1).reshape(n_units, n_k, -1)
     den = np.stack([b[3] for b in blocks], axis=-1).reshape(n_units, n_k, -1)
-    cells_per = n_cells.reshape(n_units, n_k)
+    first = np.unique(unit, return_index=True)[1]  # first row of each unit, in unit order
+    keys = (cells["task_a"].to_numpy(np.int64)[first] * 65536 + cells["task_b"].to_numpy(np.int64)[first]) * 65536 \
+        + cells["sequence"].to_numpy(np.int64)[first]
+    return UnitSums(tuple((b[0], b[1]) for b in blocks), num, den, keys, unit_split, ks, n_cells.reshape(n_units, n_k))
+
+
+def summarize(
+    cells: pd.DataFrame,
+    subject: str = "model",
+    references: Sequence[str] | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """One row per (split, k, predictor) with every rate of :data:`SUMMARY_METRICS`.
+
+    Columns: split, k, predictor, n_units, n_cells, then ``<metric>``, ``<metric>_lo``,
+    ``<metric>_hi`` for each metric (NaN where it does not apply). The subject's own row
+    comes first in each (split, k) and carries its accuracy and nll.
+    """
+    refs = list(reference_names(cells, subject) if references is None else references)
+    sums = unit_sums(cells, subject, refs)
+    num, den, unit_split, ks, cells_per = sums.num, sums.den, sums.unit_split, sums.ks, sums.cells_per
+    n_k = len(ks)
     predictors = [subject, *refs]
     rows = []
     for si, split in enumerate(SPLITS):
@@ -211,7 +246,7 @@ def summarize(
             present = cells_per[sel, ki] > 0
             base = {"split": split, "k": int(k), "n_units": int(present.sum()), "n_cells": int(cells_per[sel, ki].sum())}
             table = {name: dict(base, predictor=name) for name in predictors}
-            for j, (name, metric, _, _) in enumerate(blocks):
+            for j, (name, metric) in enumerate(sums.keys):
                 table[name][metric] = pt[ki, j]
                 table[name][f"{metric}_lo"] = lo[ki, j]
                 table[name][f"{metric}_hi"] = hi[ki, j]
@@ -224,6 +259,59 @@ def summarize(
         if c not in out:
             out[c] = np.nan
     return out[cols].reset_index(drop=True)
+
+
+def paired_differences(
+    a: UnitSums, b: UnitSums, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
+    """Rate of ``a`` minus rate of ``b`` per (split, k, predictor, metric), with a paired
+    percentile interval: each resample draws (task, sequence) units with the weights
+    :func:`summarize` uses for the same ``seed`` and split, and takes the difference of
+    the two ratios of sums on those same units. ``a`` and ``b`` must come from comparisons
+    over the same units and k (e.g. one model with and without an ablation).
+
+    Columns: split, k, predictor, metric, diff, diff_lo, diff_hi.
+    """
+    if not (np.array_equal(a.unit_keys, b.unit_keys) and np.array_equal(a.ks, b.ks)):
+        raise ValueError("paired differences need the same (task, sequence) units and k on both sides")
+    common = [key for key in a.keys if key in set(b.keys)]
+    ia = [a.keys.index(key) for key in common]
+    ib = [b.keys.index(key) for key in common]
+    n_k, m = len(a.ks), len(common)
+    rows = []
+    tail = (1.0 - level) / 2.0 * 100.0
+    for si, split in enumerate(SPLITS):
+        sel = a.unit_split == si
+        if not sel.any():
+            continue
+        U = int(sel.sum())
+        parts = []
+        for s, idx in ((a, ia), (b, ib)):
+            num, den = s.num[sel][..., idx].reshape(U, -1), s.den[sel][..., idx].reshape(U, -1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                point = np.where(den.sum(0) > 0, num.sum(0) / np.where(den.sum(0) > 0, den.sum(0), 1.0), np.nan)
+                boot = None
+                if n_boot > 0:
+                    w = _boot_weights(U, n_boot, seed, si)
+                    bn, bd = w @ num, w @ den
+                    boot = np.where(bd > 0, bn / np.where(bd > 0, bd, 1.0), np.nan)
+            parts.append((point, boot))
+        diff = (parts[0][0] - parts[1][0]).reshape(n_k, m)
+        lo = np.full(diff.size, np.nan)
+        hi = np.full(diff.size, np.nan)
+        if n_boot > 0:
+            d = parts[0][1] - parts[1][1]  # (n_boot, n_k * m)
+            ok = np.isfinite(d).any(0)
+            if ok.any():
+                with np.errstate(invalid="ignore"):
+                    lo[ok] = np.nanpercentile(d[:, ok], tail, axis=0)
+                    hi[ok] = np.nanpercentile(d[:, ok], 100.0 - tail, axis=0)
+        lo, hi = lo.reshape(n_k, m), hi.reshape(n_k, m)
+        for ki, k in enumerate(a.ks):
+            for j, (name, metric) in enumerate(common):
+                rows.append({"split": split, "k": int(k), "predictor": name, "metric": metric,
+                             "diff": diff[ki, j], "diff_lo": lo[ki, j], "diff_hi": hi[ki, j]})
+    return pd.DataFrame(rows, columns=["split", "k", "predictor", "metric", "diff", "diff_lo", "diff_hi"])
 
 
 # ---------------------------------------------------------------------- attribution

@@ -213,3 +213,57 @@ def test_breakdowns_pool_back_to_the_summary(cells, by, n_rows):
             assert agree == pytest.approx(summ.loc[(split, k, ref), "agreement"])
     tables = compute_all(cells, P, n_boot=0)
     assert (tables.sequences if by == "sequence" else tables.tasks).equals(per)
+
+
+# ---------------------------------------------------------------------- paired differences
+def _with_model(cells: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
+    out = cells.copy()
+    out["pred_model"] = pred.astype(cells["pred_model"].dtype)
+    return out
+
+
+def test_paired_differences_point_is_the_difference_of_the_summaries(cells):
+    from compare.summary import paired_differences, unit_sums
+
+    rng = np.random.default_rng(0)
+    other = _with_model(cells, np.where(rng.random(len(cells)) < 0.3, -1, cells["pred_model"].to_numpy()))
+    d = paired_differences(unit_sums(other), unit_sums(cells), n_boot=200, seed=4)
+    sa, sb = summarize(other, n_boot=0), summarize(cells, n_boot=0)
+    for metric, predictor in [("accuracy", "model"), ("agreement", "ratio_matching"), ("model_acc_out", "modular_regression")]:
+        for (split, k), g in d[(d.metric == metric) & (d.predictor == predictor)].groupby(["split", "k"]):
+            pa = sa[(sa.split == split) & (sa.k == k) & (sa.predictor == predictor)][metric].iloc[0]
+            pb = sb[(sb.split == split) & (sb.k == k) & (sb.predictor == predictor)][metric].iloc[0]
+            if np.isnan(pa - pb):  # a rate with no cells on one side (e.g. nothing outside a full coverage)
+                assert np.isnan(g["diff"].iloc[0])
+                continue
+            assert g["diff"].iloc[0] == pytest.approx(pa - pb, abs=1e-12)
+            assert g["diff_lo"].iloc[0] <= g["diff"].iloc[0] + 1e-12 <= g["diff_hi"].iloc[0] + 2e-12
+
+
+def test_paired_differences_of_a_table_with_itself_are_exactly_zero(cells):
+    from compare.summary import paired_differences, unit_sums
+
+    d = paired_differences(unit_sums(cells), unit_sums(cells), n_boot=100)
+    finite = d.dropna(subset=["diff"])
+    assert len(finite) and (finite[["diff", "diff_lo", "diff_hi"]].to_numpy() == 0).all()
+
+
+def test_paired_interval_is_narrower_than_the_unpaired_one_for_a_small_change(cells):
+    """Flipping 2 % of the model's answers moves each unit's rate a little: pairing removes
+    the between-unit spread that an interval of either side alone carries."""
+    from compare.summary import paired_differences, unit_sums
+
+    rng = np.random.default_rng(1)
+    other = _with_model(cells, np.where(rng.random(len(cells)) < 0.02, -1, cells["pred_model"].to_numpy()))
+    d = paired_differences(unit_sums(other), unit_sums(cells), n_boot=300, seed=2)
+    s = summarize(cells, n_boot=300, seed=2)
+    row = d[(d.metric == "accuracy") & (d.predictor == "model") & (d.split == "ood") & (d.k == 4)].iloc[0]
+    ref = s[(s.predictor == "model") & (s.split == "ood") & (s.k == 4)].iloc[0]
+    assert row["diff_hi"] - row["diff_lo"] < 0.5 * (ref["accuracy_hi"] - ref["accuracy_lo"])
+
+
+def test_paired_differences_refuse_other_units(cells):
+    from compare.summary import paired_differences, unit_sums
+
+    with pytest.raises(ValueError, match="same .task, sequence. units"):
+        paired_differences(unit_sums(cells), unit_sums(cells[cells["sequence"] != 2]))
