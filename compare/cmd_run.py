@@ -13,12 +13,15 @@ import argparse
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from compare.errors import UsageError
 
-__all__ = ["add_parser", "run", "package_versions"]
+__all__ = ["add_parser", "run", "package_versions", "add_input_arguments", "read_inputs", "run_manifest", "RunInputs"]
 
 _PACKAGES = ("icl-modgrok", "numpy", "pandas", "pyarrow", "matplotlib", "torch", "galois", "tqdm")
 
@@ -31,6 +34,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "task, example sequence and k; write cells.parquet, summary.csv, manifest.json, report.md/html "
         "and figures to one folder.",
     )
+    add_input_arguments(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/<checkpoint name>/)")
+    p.add_argument("--csv", action="store_true", help="also write cells.csv")
+    p.add_argument("--grid-tasks", metavar="SPEC", help='more tasks drawn as grid figures, "a,b;a,b" (added to the default 3 i.d. + 3 o.o.d.)')
+    p.add_argument("--grid-algorithms", metavar="NAMES",
+                   help="algorithms in the grid figures (default ratio_matching,modular_regression)")
+    p.set_defaults(func=run)
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """What a comparison runs over and how: checkpoint, k, tasks, example sequences, solvers,
+    bootstrap, device and threads (shared by ``compare run`` and ``compare ablate``)."""
     p.add_argument("--ckpt", required=True, help="checkpoint file, or a bundled name (d2.pt, d4.pt)")
     p.add_argument("--k", required=True, metavar="SPEC", help="k values: 3, 1..8 or 1,2,4")
     p.add_argument("--tasks", default="all", metavar="SPEC",
@@ -43,18 +58,101 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-authors-sequence", action="store_true",
                    help="leave out the authors' sequence (then give --examples or --sequences >= 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sequences and the bootstrap (default 0)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default reports/<checkpoint name>/)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--csv", action="store_true", help="also write cells.csv")
     p.add_argument("--solvers", metavar="NAMES", help="comma-separated reference solvers (default: all)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--batch-size", type=int, default=64, help="prefixes per model batch (default 64)")
-    p.add_argument("--grid-tasks", metavar="SPEC", help='more tasks drawn as grid figures, "a,b;a,b" (added to the default 3 i.d. + 3 o.o.d.)')
-    p.add_argument("--grid-algorithms", metavar="NAMES",
-                   help="algorithms in the grid figures (default ratio_matching,modular_regression)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything :func:`read_inputs` checked: the checkpoint and what a comparison runs over."""
+
+    path: Path
+    ckpt: object  # model.checkpoint.Checkpoint
+    ks: tuple[int, ...]
+    tasks: np.ndarray  # (n_tasks, 2)
+    sequences: np.ndarray  # (n_seq, max k, 2)
+    references: list  # the reference solvers (algos.solvers.base.Predictor)
+
+
+def read_inputs(args: argparse.Namespace) -> RunInputs:
+    """Check the :func:`add_input_arguments` flags (those that need no checkpoint first), load
+    the checkpoint and build the tasks, example sequences and solvers; UsageError/ValueError
+    with one line on bad input. Sets the torch thread count when ``--threads`` is given."""
+    from compare.grid import build_sequences, check_ks, parse_example_sequence, parse_k, parse_task_list, select_tasks
+
+    ks = parse_k(args.k)
+    if args.tasks.strip().lower() not in ("id", "ood", "all"):
+        parse_task_list(args.tasks)
+    wanted = _names(args.solvers, "--solvers")
+    if args.sequences < 0:
+        raise UsageError(f"--sequences must be >= 0, got {args.sequences}")
+    if args.n_boot < 0:
+        raise UsageError(f"--n-boot must be >= 0, got {args.n_boot}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+
+    from algos.solvers import reference_solvers
+    from model.checkpoint import load_checkpoint, resolve_checkpoint
+
+    path = resolve_checkpoint(args.ckpt)
+    ckpt = load_checkpoint(path)
+    setting = ckpt.setting
+    p = setting.p
+    check_ks(ks, ckpt.max_k, p)
+    tasks = select_tasks(setting, args.tasks)
+    given = [parse_example_sequence(spec, p, max(ks)) for spec in args.examples]
+    sequences = build_sequences(p, max(ks), args.sequences, args.seed, authors=not args.no_authors_sequence,
+                                given=given)
+    references = reference_solvers(setting)
+    if wanted is not None:
+        known = [r.name for r in references]
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise UsageError(f"--solvers: unknown solver {unknown[0]!r} (known: {', '.join(known)})")
+        references = [r for r in references if r.name in wanted]
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return RunInputs(path, ckpt, ks, tasks, sequences, references)
+
+
+def run_manifest(args: argparse.Namespace, inputs: RunInputs, tool: str = "compare run") -> dict:
+    """The manifest keys every comparison folder carries: argv, versions, checkpoint, task
+    setting, k, tasks, example sequences, seed and bootstrap."""
+    ckpt, setting = inputs.ckpt, inputs.ckpt.setting
+    return {
+        "tool": tool,
+        "format": 1,
+        "argv": list(getattr(args, "argv", sys.argv[1:])),
+        "versions": package_versions(),
+        "checkpoint": {
+            "spec": args.ckpt,
+            "path": str(inputs.path.resolve()),
+            "name": ckpt.name,
+            "sha256": ckpt.sha256,
+            "step": ckpt.step,
+            "max_k": ckpt.max_k,
+        },
+        "setting_fingerprint": setting.fingerprint(),
+        "p": setting.p,
+        "pretrain_tasks": [list(t) for t in setting.pretrain_tasks],
+        "ood_tasks": [list(t) for t in setting.ood_tasks],
+        "setting": setting.to_dict(),
+        "ks": list(inputs.ks),
+        "tasks_spec": args.tasks,
+        "n_tasks": int(len(inputs.tasks)),
+        "sequences": inputs.sequences.tolist(),
+        "sequences_note": _sequences_note(args),
+        "seed": args.seed,
+        "n_boot": args.n_boot,
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -78,45 +176,15 @@ def _names(spec: str | None, flag: str) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
-    from compare.grid import build_sequences, check_ks, parse_example_sequence, parse_k, parse_task_list, select_tasks
+    from compare.grid import parse_task_list
 
     # -- inputs that need no checkpoint
-    ks = parse_k(args.k)
-    explicit = args.tasks.strip().lower() not in ("id", "ood", "all")
-    if explicit:
-        parse_task_list(args.tasks)
     grid_tasks = parse_task_list(args.grid_tasks) if args.grid_tasks else None
     grid_algorithms = _names(args.grid_algorithms, "--grid-algorithms")
-    wanted = _names(args.solvers, "--solvers")
-    if args.sequences < 0:
-        raise UsageError(f"--sequences must be >= 0, got {args.sequences}")
-    if args.n_boot < 0:
-        raise UsageError(f"--n-boot must be >= 0, got {args.n_boot}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
-
-    # -- the checkpoint and what depends on it
-    from algos.solvers import reference_solvers
-    from model.checkpoint import load_checkpoint, resolve_checkpoint
-
-    path = resolve_checkpoint(args.ckpt)
-    ckpt = load_checkpoint(path)
+    inputs = read_inputs(args)
+    ckpt, tasks, sequences, ks, references = inputs.ckpt, inputs.tasks, inputs.sequences, inputs.ks, inputs.references
     setting = ckpt.setting
     p = setting.p
-    check_ks(ks, ckpt.max_k, p)
-    tasks = select_tasks(setting, args.tasks)
-    given = [parse_example_sequence(spec, p, max(ks)) for spec in args.examples]
-    sequences = build_sequences(p, max(ks), args.sequences, args.seed, authors=not args.no_authors_sequence,
-                                given=given)
-    references = reference_solvers(setting)
-    if wanted is not None:
-        known = [r.name for r in references]
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
-            raise UsageError(f"--solvers: unknown solver {unknown[0]!r} (known: {', '.join(known)})")
-        references = [r for r in references if r.name in wanted]
     if grid_algorithms is not None:
         names = [r.name for r in references]
         unknown = [a for a in grid_algorithms if a not in names]
@@ -127,10 +195,6 @@ def run(args: argparse.Namespace) -> int:
         missing = [t for t in grid_tasks if t not in run_tasks]
         if missing:
             raise UsageError(f"--grid-tasks: task ({missing[0][0]},{missing[0][1]}) is not among the tasks run")
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
     subject = _model_predictor(ckpt, args.device, args.batch_size)
     out = Path(args.out) if args.out else Path("reports") / ckpt.name
 
@@ -152,30 +216,7 @@ def run(args: argparse.Namespace) -> int:
         tables = compute_all(result.cells, p, result.subject, list(result.references), n_boot=args.n_boot, seed=args.seed)
         t_summary = time.perf_counter() - t0
         manifest = {
-            "tool": "compare run",
-            "format": 1,
-            "argv": list(getattr(args, "argv", sys.argv[1:])),
-            "versions": package_versions(),
-            "checkpoint": {
-                "spec": args.ckpt,
-                "path": str(path.resolve()),
-                "name": ckpt.name,
-                "sha256": ckpt.sha256,
-                "step": ckpt.step,
-                "max_k": ckpt.max_k,
-            },
-            "setting_fingerprint": setting.fingerprint(),
-            "p": p,
-            "pretrain_tasks": [list(t) for t in setting.pretrain_tasks],
-            "ood_tasks": [list(t) for t in setting.ood_tasks],
-            "setting": setting.to_dict(),
-            "ks": list(ks),
-            "tasks_spec": args.tasks,
-            "n_tasks": int(len(tasks)),
-            "sequences": sequences.tolist(),
-            "sequences_note": _sequences_note(args),
-            "seed": args.seed,
-            "n_boot": args.n_boot,
+            **run_manifest(args, inputs),
             "subject": result.subject,
             "references": list(result.references),
             "distribution_references": list(result.distributions),
