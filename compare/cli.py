@@ -16,6 +16,9 @@ __all__ = ["main", "build_parser"]
 _COMMANDS = (
     "compare.cmd_run",
     "compare.cmd_report",
+    "compare.cmd_inspect",
+    "compare.cmd_ablate",
+    "compare.cmd_trajectory",
     "compare.cmd_tasks",
     "compare.cmd_train",
     "compare.cmd_sweep",

@@ -22,3 +22,8 @@ def test_model_never_imports_compare():
 
 def test_algos_imports_neither_torch_nor_the_upper_layers():
     assert not {"torch", "model", "compare"} & _imported_roots("algos")
+
+
+def test_interp_depends_on_algos_and_model_only():
+    assert "compare" not in _imported_roots("interp")
+    assert "interp" not in _imported_roots("model") | _imported_roots("algos")
