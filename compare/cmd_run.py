@@ -43,9 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_input_arguments(p: argparse.ArgumentParser) -> None:
+def add_input_arguments(p: argparse.ArgumentParser, default_threads: int | None = None) -> None:
     """What a comparison runs over and how: checkpoint, k, tasks, example sequences, solvers,
-    bootstrap, device and threads (shared by ``compare run`` and ``compare ablate``)."""
+    bootstrap, device and threads (shared by ``compare run`` and ``compare ablate``);
+    ``default_threads`` None leaves torch's choice."""
     p.add_argument("--ckpt", required=True, help="checkpoint file, or a bundled name (d2.pt, d4.pt)")
     p.add_argument("--k", required=True, metavar="SPEC", help="k values: 3, 1..8 or 1,2,4")
     p.add_argument("--tasks", default="all", metavar="SPEC",
@@ -62,7 +63,8 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solvers", metavar="NAMES", help="comma-separated reference solvers (default: all)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--batch-size", type=int, default=64, help="prefixes per model batch (default 64)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=default_threads,
+                   help="torch CPU threads (default: " + (str(default_threads) if default_threads else "torch's choice") + ")")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

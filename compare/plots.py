@@ -28,6 +28,7 @@ __all__ = [
     "plot_curve",
     "plot_curves",
     "plot_attribution",
+    "plot_ablation_heatmap",
     "pretty",
 ]
 
@@ -362,3 +363,44 @@ def plot_task_accuracy(tasks: pd.DataFrame, p: int, axes=None, *, k: int | None 
         cb = fig.colorbar(axes[0, -1].images[-1], cax=cax, label=f"{subject} accuracy")
         cb.ax.tick_params(labelsize=7)
     return axes
+
+
+def plot_ablation_heatmap(
+    table: pd.DataFrame,
+    column: str,
+    split: str,
+    ax=None,
+    *,
+    vmax: float | None = None,
+    title: str | None = None,
+    annotate: bool = True,
+):
+    """Components (rows, in the table's order) x k (columns) of one column of the ablation
+    table (:func:`compare.ablation.ablation_rows`), e.g. ``delta_ratio_matching_agreement``,
+    for one split. Diverging scale centred at 0 (red: the rate drops when the component is
+    removed, blue: it rises), symmetric to ``vmax`` (default: the largest magnitude shown);
+    cells annotated with the value in percentage points. Returns the axes; its image
+    (``ax.images[-1]``) serves a colour bar."""
+    sub = table[table["split"] == split]
+    comps = list(dict.fromkeys(sub["component"]))
+    ks = np.sort(sub["k"].unique())
+    grid = sub.pivot_table(index="component", columns="k", values=column, aggfunc="first", dropna=False)
+    grid = grid.reindex(index=comps, columns=ks).to_numpy(dtype=float)  # (components, k)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.45 * len(ks) + 1.6, 0.22 * len(comps) + 1.0))
+    finite = np.abs(grid[np.isfinite(grid)])
+    vmax = float(vmax if vmax is not None else (finite.max() if finite.size and finite.max() > 0 else 1.0))
+    ax.imshow(grid, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(ks)), [str(int(k)) for k in ks], fontsize=7)
+    ax.set_yticks(range(len(comps)), comps, fontsize=6)
+    ax.set_xlabel("k (in-context examples)", fontsize=7)
+    if annotate and len(comps) <= 60:
+        for i in range(len(comps)):
+            for j in range(len(ks)):
+                v = grid[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=5,
+                            color="white" if abs(v) > 0.6 * vmax else "black")
+    if title:
+        ax.set_title(title, fontsize=8)
+    return ax
