@@ -123,21 +123,26 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from algos.prompts import make_examples
-    from interp.attention import attention_maps, head_attention_shares
-    from interp.pca import embedding_pca, head_pca
+    from interp.activations import collect, merge_sites
+    from interp.attention import attention_maps, share_sites, shares_from
+    from interp.pca import embedding_pca, head_pca_from, head_pca_sites
     from interp.prompts import shot_prompts
-    from interp.similarity import similarity_maps
+    from interp.similarity import similarity_from, similarity_sites
 
     prompts = shot_prompts(p, task, sequence, k)
     one = make_examples(p, np.asarray([task]), sequence, k).reshape(-1)  # (3k,) the k-shot prompt itself
-    n = len(prompts.tokens)
-    with tqdm(total=3 * n, unit="prompt", desc="compare inspect", file=sys.stderr, disable=args.quiet,
-              dynamic_ncols=True, leave=False) as bar:
-        maps = attention_maps(net, one, layers)
-        shares = head_attention_shares(net, prompts.tokens, layers, batch=args.batch_size, progress=bar.update)
-        heads = head_pca(net, prompts, layers, batch=args.batch_size, progress=bar.update)
-        sims = similarity_maps(net, prompts, layers, heads=not args.no_head_maps, batch=args.batch_size,
-                               progress=bar.update)
+    T = prompts.tokens.shape[1]
+    head_maps = not args.no_head_maps
+    sites = merge_sites(share_sites(layers, T), head_pca_sites(prompts, layers),
+                        similarity_sites(prompts, layers, head_maps))
+    with tqdm(total=len(prompts.tokens), unit="prompt", desc="compare inspect", file=sys.stderr,
+              disable=args.quiet, dynamic_ncols=True, leave=False) as bar:
+        cache = collect(net, prompts.tokens, sites, batch=args.batch_size, progress=bar.update)  # one forward pass
+    maps = attention_maps(net, one, layers)
+    shares = shares_from(cache, layers, T)
+    heads = head_pca_from(cache, prompts, layers)
+    sims = similarity_from(cache, prompts, layers, head_maps)
+    del cache
     emb = embedding_pca(net, p)
 
     from compare import report

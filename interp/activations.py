@@ -13,7 +13,7 @@ import torch
 
 from model.gpt import GPT
 
-__all__ = ["collect", "position_axis"]
+__all__ = ["collect", "position_axis", "merge_sites", "Activations"]
 
 #: hooks whose tensors put the head axis before the position axis: (B, H, T, ...)
 _HEAD_FIRST = ("hook_q", "hook_k", "hook_v", "hook_z", "hook_pattern", "hook_attn_scores")
@@ -24,9 +24,34 @@ def position_axis(name: str) -> int:
     return 2 if name.rsplit(".", 1)[-1] in _HEAD_FIRST else 1
 
 
+def merge_sites(*sites: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+    """One site map asking for every position any of ``sites`` asks for (so one forward pass serves all)."""
+    out: dict[str, set[int]] = {}
+    for s in sites:
+        for name, positions in s.items():
+            out.setdefault(name, set()).update(int(t) for t in positions)
+    return {name: sorted(pos) for name, pos in out.items()}
+
+
+class Activations(dict):
+    """name -> array as :func:`collect` returns it, plus ``at(name, positions)`` to read a
+    subset of the positions that were kept (each analysis asks for its own)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], positions: Mapping[str, Sequence[int]]) -> None:
+        super().__init__(arrays)
+        self.positions = {name: list(pos) for name, pos in positions.items()}
+
+    def at(self, name: str, positions: Sequence[int]) -> np.ndarray:
+        kept = self.positions[name]
+        missing = [t for t in positions if t not in kept]
+        if missing:
+            raise KeyError(f"{name}: position {missing[0]} was not collected (have {kept})")
+        return np.take(self[name], [kept.index(t) for t in positions], axis=position_axis(name))
+
+
 @torch.no_grad()
 def collect(net: GPT, tokens: np.ndarray, sites: Mapping[str, Sequence[int]], *, batch: int = 256,
-            progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+            progress: Callable[[int], None] | None = None) -> Activations:
     """Run ``tokens`` (N, T) through ``net`` and keep each hook's activations at its positions.
 
     ``sites`` maps hook names to token positions. Returns name -> float32 array with the
@@ -52,4 +77,4 @@ def collect(net: GPT, tokens: np.ndarray, sites: Mapping[str, Sequence[int]], *,
             net(chunk)
             if progress is not None:
                 progress(len(chunk))
-    return {name: np.concatenate(p, axis=0) for name, p in parts.items()}
+    return Activations({name: np.concatenate(p, axis=0) for name, p in parts.items()}, sites)

@@ -23,7 +23,7 @@ import pandas as pd
 from interp.activations import collect
 from model.gpt import GPT
 
-__all__ = ["attention_maps", "head_attention_shares", "SHARES"]
+__all__ = ["attention_maps", "head_attention_shares", "share_sites", "shares_from", "SHARES"]
 
 SHARES = ("previous", "same_role", "z_tokens", "self")
 
@@ -55,15 +55,23 @@ def head_attention_shares(net: GPT, tokens: np.ndarray, layers: Sequence[int], *
 
     tokens (N, T) with T >= 6; averaged over prompts and over query positions t >= 3.
     """
-    N, T = tokens.shape
+    sites = share_sites(layers, tokens.shape[1])
+    return shares_from(collect(net, tokens, sites, batch=batch, progress=progress), layers, tokens.shape[1])
+
+
+def share_sites(layers: Sequence[int], T: int) -> dict[str, list[int]]:
+    """The activations :func:`shares_from` reads: every pattern at query positions 3..T-1."""
     if T < 6:
         raise ValueError(f"head shares need at least two shots (6 tokens), got {T}")
+    return {f"blocks.{layer}.attn.hook_pattern": list(range(3, T)) for layer in layers}
+
+
+def shares_from(cache, layers: Sequence[int], T: int) -> pd.DataFrame:
+    """:func:`head_attention_shares` from collected activations (:mod:`interp.activations`)."""
     masks = _share_masks(T)
-    names = {layer: f"blocks.{layer}.attn.hook_pattern" for layer in layers}
-    cache = collect(net, tokens, {n: list(range(3, T)) for n in names.values()}, batch=batch, progress=progress)
     rows = []
-    for layer, name in names.items():
-        mean = cache[name].mean(axis=0)  # (H, T-3, T), from (N, H, T-3, T)
+    for layer in layers:
+        mean = cache.at(f"blocks.{layer}.attn.hook_pattern", range(3, T)).mean(axis=0)  # (H, T-3, T)
         for head in range(mean.shape[0]):
             shares = {k: float((mean[head] * m[3:]).sum(-1).mean()) for k, m in masks.items()}
             top = max(shares, key=shares.get)

@@ -26,7 +26,7 @@ from interp.prompts import ShotPrompts
 from interp.scores import circularity, embedding_plane_scores, pca
 from model.gpt import GPT
 
-__all__ = ["HeadPCA", "head_pca", "EmbeddingPCA", "embedding_pca", "discrete_logs"]
+__all__ = ["HeadPCA", "head_pca", "head_pca_sites", "head_pca_from", "EmbeddingPCA", "embedding_pca", "discrete_logs"]
 
 
 def discrete_logs(p: int) -> tuple[int, np.ndarray]:
@@ -54,13 +54,21 @@ class HeadPCA:
 def head_pca(net: GPT, prompts: ShotPrompts, layers: Sequence[int], *, batch: int = 256,
              progress: Callable[[int], None] | None = None) -> HeadPCA:
     """PCA of every head's result at shot k's x and y positions (see the module docstring)."""
-    names = {layer: f"blocks.{layer}.attn.hook_result" for layer in layers}
-    cache = collect(net, prompts.tokens, {n: [prompts.pos_x, prompts.pos_y] for n in names.values()},
-                    batch=batch, progress=progress)
-    g, log = discrete_logs(prompts.p)
+    cache = collect(net, prompts.tokens, head_pca_sites(prompts, layers), batch=batch, progress=progress)
+    return head_pca_from(cache, prompts, layers)
+
+
+def head_pca_sites(prompts: ShotPrompts, layers: Sequence[int]) -> dict[str, list[int]]:
+    """The activations :func:`head_pca_from` reads: each layer's per-head results at x and y of shot k."""
+    return {f"blocks.{layer}.attn.hook_result": [prompts.pos_x, prompts.pos_y] for layer in layers}
+
+
+def head_pca_from(cache, prompts: ShotPrompts, layers: Sequence[int]) -> HeadPCA:
+    """:func:`head_pca` from collected activations (:mod:`interp.activations`)."""
+    g, _ = discrete_logs(prompts.p)
     coords, variance, rows = [], [], []
-    for layer, name in names.items():
-        result = cache[name]  # (p^2, 2, H, C)
+    for layer in layers:
+        result = cache.at(f"blocks.{layer}.attn.hook_result", [prompts.pos_x, prompts.pos_y])  # (p^2, 2, H, C)
         n, _, H, C = result.shape
         per_layer_c, per_layer_v = [], []
         for head in range(H):

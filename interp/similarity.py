@@ -28,7 +28,7 @@ from interp.prompts import ShotPrompts
 from interp.scores import pair_contrast, pearson_matrix, same_label_mask, same_ratio_mask
 from model.gpt import GPT
 
-__all__ = ["SimilarityMaps", "similarity_maps", "POSITIONS"]
+__all__ = ["SimilarityMaps", "similarity_maps", "similarity_sites", "similarity_from", "POSITIONS"]
 
 POSITIONS = ("y", "z")
 
@@ -47,11 +47,22 @@ class SimilarityMaps:
 def similarity_maps(net: GPT, prompts: ShotPrompts, layers: Sequence[int], *, heads: bool = True,
                     batch: int = 256, progress: Callable[[int], None] | None = None) -> SimilarityMaps:
     """Pearson maps after every layer in ``layers`` (and of every head's result with ``heads``)."""
+    cache = collect(net, prompts.tokens, similarity_sites(prompts, layers, heads), batch=batch, progress=progress)
+    return similarity_from(cache, prompts, layers, heads)
+
+
+def similarity_sites(prompts: ShotPrompts, layers: Sequence[int], heads: bool = True) -> dict[str, list[int]]:
+    """The activations :func:`similarity_from` reads: residuals (and head results) at y and z of shot k."""
     pos = [prompts.pos_y, prompts.pos_z]
     sites = {f"blocks.{layer}.hook_resid_post": pos for layer in layers}
     if heads:
         sites.update({f"blocks.{layer}.attn.hook_result": pos for layer in layers})
-    cache = collect(net, prompts.tokens, sites, batch=batch, progress=progress)
+    return sites
+
+
+def similarity_from(cache, prompts: ShotPrompts, layers: Sequence[int], heads: bool = True) -> SimilarityMaps:
+    """:func:`similarity_maps` from collected activations (:mod:`interp.activations`)."""
+    pos = [prompts.pos_y, prompts.pos_z]
     ratio, label = same_ratio_mask(prompts.p), same_label_mask(prompts.z)
     maps, head_maps, rows = {}, {}, []
 
@@ -60,12 +71,12 @@ def similarity_maps(net: GPT, prompts: ShotPrompts, layers: Sequence[int], *, he
                      "ratio_contrast": pair_contrast(sim, ratio), "label_contrast": pair_contrast(sim, label)})
 
     for layer in layers:
-        resid = cache[f"blocks.{layer}.hook_resid_post"]  # (p^2, 2, C)
+        resid = cache.at(f"blocks.{layer}.hook_resid_post", pos)  # (p^2, 2, C)
         for i, where in enumerate(POSITIONS):
             maps[(layer, where)] = sim = pearson_matrix(resid[:, i])
             score(sim, layer, -1, where)
         if heads:
-            result = cache[f"blocks.{layer}.attn.hook_result"]  # (p^2, 2, H, C)
+            result = cache.at(f"blocks.{layer}.attn.hook_result", pos)  # (p^2, 2, H, C)
             for head in range(result.shape[2]):
                 for i, where in enumerate(POSITIONS):
                     head_maps[(layer, head, where)] = sim = pearson_matrix(result[:, i, head])
