@@ -26,7 +26,7 @@ def score_table(shares: pd.DataFrame, heads, emb, sims) -> pd.DataFrame:
         rows += [("attention", r.layer, r.head, "", s, getattr(r, s), r.kind) for s in SHARES]
     for r in heads.scores.itertuples():
         rows += [("head_pca", r.layer, r.head, "", s, getattr(r, s), r.rings_by if s == "circularity" else "")
-                 for s in ("circularity", "pc1_share", "pc2_share", "top2_share")]
+                 for s in ("circularity", "circularity_null", "pc1_share", "pc2_share", "top2_share")]
     rows += [("embedding", -1, -1, "", s, v, "") for s, v in emb.scores.items()]
     rows += [("embedding", -1, -1, "", f"pc{i + 1}_share", float(v), "") for i, v in enumerate(emb.variance)]
     for r in sims.scores.itertuples():
@@ -135,11 +135,12 @@ def write_inspect_report(folder: Path, manifest: dict, maps: np.ndarray, shares:
          [[f"L{r.layer}H{r.head}", *[fmt(getattr(r, s)) for s in SHARES], r.kind] for r in shares.itertuples()],
          "Shares of attention averaged over the p² prompts and the query positions from the second shot on. "
          "All scores: [scores.csv](scores.csv)."),
-        ("Per-head PCA: circles of circles", ["head", "circularity", "rings by", "PC1", "PC2", "top-2"],
-         [[f"L{r.layer}H{r.head}", fmt(r.circularity), r.rings_by, fmt(r.pc1_share), fmt(r.pc2_share),
-           fmt(r.top2_share)] for r in heads.scores.itertuples()],
+        ("Per-head PCA: circles of circles", ["head", "circularity", "(shuffled)", "rings by", "PC1", "PC2", "top-2"],
+         [[f"L{r.layer}H{r.head}", fmt(r.circularity), fmt(r.circularity_null), r.rings_by, fmt(r.pc1_share),
+           fmt(r.pc2_share), fmt(r.top2_share)] for r in heads.scores.itertuples()],
          "Circularity: mean ring score of the points grouped by one input (1 = every group on a circle, "
-         "about 0 = a structureless blob), maximised over which input groups."),
+         "about 0 = a structureless blob), maximised over which input groups; beside it the same with the "
+         "(x, y) labels shuffled, what chance grouping reaches with p points a group."),
         ("Embedding", ["planarity", "(random split)", "parity R²", "(random split)", "PC1", "PC2", "PC3"],
          [[fmt(emb.scores["planarity"]), fmt(emb.scores["planarity_null"]), fmt(emb.scores["parity_r2"]),
            fmt(emb.scores["parity_r2_null"]), *[fmt(v) for v in emb.variance]]],

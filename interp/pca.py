@@ -26,7 +26,8 @@ from interp.prompts import ShotPrompts
 from interp.scores import circularity, embedding_plane_scores, pca
 from model.gpt import GPT
 
-__all__ = ["HeadPCA", "head_pca", "head_pca_sites", "head_pca_from", "EmbeddingPCA", "embedding_pca", "discrete_logs"]
+__all__ = ["HeadPCA", "head_pca", "head_pca_sites", "head_pca_from", "EmbeddingPCA", "embedding_pca", "discrete_logs",
+           "circularity_null"]
 
 
 def discrete_logs(p: int) -> tuple[int, np.ndarray]:
@@ -77,14 +78,26 @@ def head_pca_from(cache, prompts: ShotPrompts, layers: Sequence[int]) -> HeadPCA
             xy = np.pad(xy, ((0, 0), (0, 3 - xy.shape[1])))
             share = np.pad(share, (0, 3 - len(share)))
             score, by = circularity(xy[:, :2], prompts.x, prompts.y)
+            null = circularity_null(xy[:, :2], prompts.x, prompts.y)
             per_layer_c.append(xy)
             per_layer_v.append(share)
-            rows.append({"layer": layer, "head": head, "circularity": score, "rings_by": by,
+            rows.append({"layer": layer, "head": head, "circularity": score, "circularity_null": null, "rings_by": by,
                          "pc1_share": float(share[0]), "pc2_share": float(share[1]),
                          "top2_share": float(share[:2].sum())})
         coords.append(per_layer_c)
         variance.append(per_layer_v)
     return HeadPCA(tuple(layers), np.asarray(coords, dtype=np.float32), np.asarray(variance), pd.DataFrame(rows), g)
+
+
+def circularity_null(coords: np.ndarray, x: np.ndarray, y: np.ndarray, n: int = 20) -> float:
+    """Mean circularity of the same points with the (x, y) labels shuffled (seed 0): what
+    chance grouping scores with this many points per group (groups of p points are noisy)."""
+    rng = np.random.default_rng(0)
+    scores = []
+    for _ in range(n):
+        perm = rng.permutation(len(x))
+        scores.append(circularity(coords, x[perm], y[perm])[0])
+    return float(np.mean(scores))
 
 
 @dataclass(frozen=True)

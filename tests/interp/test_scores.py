@@ -127,3 +127,16 @@ def test_discrete_logs_use_a_generator_the_code_finds(p):
     assert log[0] == -1
     assert sorted(log[1:]) == list(range(p - 1))  # g generates GF(p)*
     assert all(pow(g, int(log[v]), p) == v for v in range(1, p))
+
+
+def test_the_shuffled_null_is_low_for_a_circle_of_circles_and_near_the_score_for_a_blob():
+    from interp.pca import circularity_null
+
+    p = 11
+    x, y = _labelled(p)
+    pts = 4.0 * np.stack([np.cos(2 * np.pi * x / p), np.sin(2 * np.pi * x / p)], 1) + np.stack(
+        [np.cos(2 * np.pi * y / p), np.sin(2 * np.pi * y / p)], 1)
+    # shuffled groups are random points of the annulus 3 <= r <= 5: ring-like, but far from circles
+    assert circularity(pts, x, y)[0] > 0.99 and circularity_null(pts, x, y) < 0.7
+    blob = RNG.normal(size=(p * p, 2))
+    assert abs(circularity(blob, x, y)[0] - circularity_null(blob, x, y)) < 0.15
