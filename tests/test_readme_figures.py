@@ -31,6 +31,7 @@ class Fig:
     column: str | None = None  # CSV column (None for JSON)
     fmt: str = ".3f"  # format spec; "%1" = per cent with one decimal
     scale: float = 1.0
+    agg: str | None = None  # "mean" or "max" over the selected rows (else exactly one row)
 
     def value(self) -> float:
         if self.file.endswith(".csv"):
@@ -39,6 +40,9 @@ class Fig:
             for col, val in self.where:
                 mask &= table[col] == val
             rows = table.loc[mask, self.column]
+            if self.agg:
+                assert len(rows) > 1, f"{self.file}: {self.where} selects {len(rows)} rows"
+                return float(getattr(rows, self.agg)())
             assert len(rows) == 1, f"{self.file}: {self.where} selects {len(rows)} rows"
             return float(rows.iloc[0])
         node = _json(self.file)
@@ -83,6 +87,13 @@ def zs(run: str, key: str, fmt: str = ".2f") -> Fig:
 
 def bench(name: str, *path: str, fmt: str = ".2f", scale: float = 1.0) -> Fig:
     return Fig(f"benchmarks/results/{name}.json", path, fmt=fmt, scale=scale)
+
+
+def insp(run: str, analysis: str, score: str, layer: int | None = -1, head: int | None = -1,
+         position: str | None = None, agg: str | None = None) -> Fig:
+    where = [("analysis", analysis), ("score", score)]
+    where += [(c, v) for c, v in (("layer", layer), ("head", head), ("position", position)) if v is not None]
+    return Fig(f"reports/{run}-inspect/scores.csv", tuple(where), "value", ".2f", agg=agg)
 
 
 def _models_table_row(column: str, fmt: str = ".2f") -> list[Fig]:
@@ -130,6 +141,25 @@ FIGURES: list[tuple[str, list[Fig]]] = [
     ("| share of model answers Ratio Matching explains | {} | {} | {} | {} | {} | {} |", _models_table_row("explains")),
     ("o.o.d. accuracy rises with k:\n  {}, {}, {}, {}, {}, {}, {}, {} for k = 1..8",
      [summ("d4-seq16", "ood", k, "ratio_matching", "model_acc_out", ".2f") for k in range(1, 9)]),
+    # compare inspect: the kaleidoscope, circles and planes
+    ("is {} after layer 0, {} after layer 1\nand {} after layer 2, then {} after layer 3, whose same-answer contrast jumps from\n{} to {}",
+     [insp("d4", "similarity", "ratio_contrast", layer, -1, "y") for layer in range(4)]
+     + [insp("d4", "similarity", "label_contrast", layer, -1, "y") for layer in (2, 3)]),
+    ("in both its layers ({}, {}) and never by the\nanswer ({} after its last layer)",
+     [insp("d2", "similarity", "ratio_contrast", 0, -1, "y"), insp("d2", "similarity", "ratio_contrast", 1, -1, "y"),
+      insp("d2", "similarity", "label_contrast", 1, -1, "y")]),
+    ("forms\nratios more slowly ({}, {}, {} after layers 1–3) and the answer only partly\n({})",
+     [insp("d4-p7", "similarity", "ratio_contrast", layer, -1, "y") for layer in (1, 2, 3)]
+     + [insp("d4-p7", "similarity", "label_contrast", 3, -1, "y")]),
+    ("d4's circularity averages {} over its\n16 heads (max {}), below its shuffled-label null {}",
+     [insp("d4", "head_pca", "circularity", None, None, agg="mean"), insp("d4", "head_pca", "circularity", None, None, agg="max"),
+      insp("d4", "head_pca", "circularity_null", None, None, agg="mean")]),
+    ("d4's parity explains {} of its embedding's top-3 variance, less than a\nrandom split of the residues ({})",
+     [insp("d4", "embedding", "parity_r2"), insp("d4", "embedding", "parity_r2_null")]),
+    ("`total_seconds` **{}**, `peak_rss_mb` **{}**",
+     [bench("inspect_p29", "total_seconds", fmt=".2f"), bench("inspect_p29", "peak_rss_mb", fmt=",")]),
+    ("the whole command takes {} s with a peak of {} MB",
+     [bench("inspect_p29", "total_seconds", fmt=".1f"), bench("inspect_p29", "peak_rss_mb", fmt=",")]),
     # benchmarks (benchmarks/results/*.json, rebuilt with --save)
     ("`full_grid_seconds` **{}**", [bench("solvers", "full_grid_seconds", fmt=".2f")]),
     ("`speedup_vs_sympy` **{}×**", [bench("solvers", "speedup_vs_sympy", fmt=",")]),
