@@ -9,7 +9,8 @@ and writes ``ablation.csv`` (one row per component, split and k: the model's acc
 for every solver, agreement and accuracy inside and outside its coverage, each with its
 change from the plain model and paired bootstrap intervals), a components x k heatmap of
 the changes, the grid figure of the plain model and of the most damaging ablation on one
-task, ``manifest.json`` and the pages, atomically to ``reports/<name>-ablate/``.
+task, ``manifest.json`` and the pages, atomically to ``reports/<name>-ablate/``
+(``reports/<name>-ablate-mean/`` with ``--mode mean``).
 Each component's cells are summarized and dropped before the next, so memory holds one
 comparison at a time.
 """
@@ -55,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="zero (default): the output set to zero; mean: replaced by its mean over the run's "
                    "own prompts at each position (per k, from the plain model)")
     p.add_argument("--grid-task", metavar="A,B", help="task of the two grid figures (default: the first o.o.d. task run)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default reports/<checkpoint name>-ablate/)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (default reports/<checkpoint name>-ablate/, with --mode mean -ablate-mean/)")
     p.set_defaults(func=ablate)
 
 
@@ -93,7 +95,8 @@ def ablate(args: argparse.Namespace) -> int:
     grid_split = str(splits[[tuple(t) for t in tasks.tolist()].index(grid_task)])
 
     base = _model_predictor(ckpt, args.device, args.batch_size)
-    out = Path(args.out) if args.out else Path("reports") / f"{ckpt.name}-ablate"
+    suffix = "-ablate" if args.mode == "zero" else f"-ablate-{args.mode}"  # a mean run never replaces the zero one
+    out = Path(args.out) if args.out else Path("reports") / f"{ckpt.name}{suffix}"
 
     import pandas as pd
     from tqdm import tqdm

@@ -111,12 +111,14 @@ def test_none_rows_equal_compare_run(all_run, work, capsys):
 
 def test_a_set_counts_as_one_component_and_mean_mode_is_recorded(work, capsys):
     rc, out, err = _run(capsys, "ablate", "--ckpt", "tiny.pt", "--k", "2,3", "--tasks", "ood",
-                        "--components", "L0H1+L1mlp,L1H0", "--mode", "mean", "--out", "m", *FAST)
+                        "--components", "L0H1+L1mlp,L1H0", "--mode", "mean", *FAST)
     assert rc == 0, err
-    table = pd.read_csv(work / "m" / "ablation.csv")
+    assert [d.name for d in (work / "reports").iterdir()] == ["tiny-ablate-mean"]  # never replaces the zero run
+    m = work / "reports" / "tiny-ablate-mean"
+    table = pd.read_csv(m / "ablation.csv")
     assert list(dict.fromkeys(table["component"])) == ["none", "L0H1+L1mlp", "L1H0"]
     assert len(table) == 3 * 1 * 2 and set(table["split"]) == {"ood"}
-    man = json.loads((work / "m" / "manifest.json").read_text())
+    man = json.loads((m / "manifest.json").read_text())
     assert man["ablation"]["mode"] == "mean"
     assert man["ablation"]["members"]["L0H1+L1mlp"] == ["L0H1", "L1mlp"]
     assert "mean over every (task, example sequence, query) prompt" in man["ablation"]["definition"]
