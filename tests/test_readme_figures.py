@@ -96,6 +96,15 @@ def insp(run: str, analysis: str, score: str, layer: int | None = -1, head: int 
     return Fig(f"reports/{run}-inspect/scores.csv", tuple(where), "value", ".2f", agg=agg)
 
 
+def abl(report: str, component: str, split: str, k: int, column: str, fmt: str = "+.1f", scale: float = 100.0) -> Fig:
+    """A cell of an ablation table, by default as a change in percentage points (``-74.6``)."""
+    return Fig(f"reports/{report}/ablation.csv", (("component", component), ("split", split), ("k", k)), column, fmt, scale)
+
+
+def abl_ci(report: str, component: str, split: str, k: int, column: str) -> list[Fig]:
+    return [abl(report, component, split, k, c) for c in (column, f"{column}_lo", f"{column}_hi")]
+
+
 def _models_table_row(column: str, fmt: str = ".2f") -> list[Fig]:
     return [summ(r, s, 8, "ratio_matching", column, fmt)
             for r in ("d4-seq16", "d4-p7-seq16", "d2-seq16") for s in ("ood", "id")]
@@ -160,6 +169,40 @@ FIGURES: list[tuple[str, list[Fig]]] = [
      [bench("inspect_p29", "total_seconds", fmt=".2f"), bench("inspect_p29", "peak_rss_mb", fmt=",")]),
     ("the whole command takes {} s with a peak of {} MB",
      [bench("inspect_p29", "total_seconds", fmt=".1f"), bench("inspect_p29", "peak_rss_mb", fmt=",")]),
+    # compare ablate on d4: zero (reports/d4-ablate/) and mean (reports/d4-ablate-mean/) ablation
+    ("agrees with Ratio Matching on {} of its answers o.o.d. at k = 8 and is right on {} of the cells outside its coverage",
+     [abl("d4-ablate", "none", "ood", 8, "ratio_matching_agreement", "%1", 1.0),
+      abl("d4-ablate", "none", "ood", 8, "ratio_matching_model_acc_out", "%1", 1.0)]),
+    ("from {} to between {} (L0H3) and {} (L0H0)",
+     [abl("d4-ablate", "none", "ood", 8, "model_accuracy", "%1", 1.0),
+      abl("d4-ablate", "L0H3", "ood", 8, "model_accuracy", "%1", 1.0),
+      abl("d4-ablate", "L0H0", "ood", 8, "model_accuracy", "%1", 1.0)]),
+    ("changes o.o.d. Ratio Matching agreement by {} [{}, {}] pp at k = 1",
+     abl_ci("d4-ablate", "L2H3", "ood", 1, "delta_ratio_matching_agreement")),
+    ("and by {} at k = 8; removing L2H0, by {} [{}, {}] at k = 2 and {} at k = 8",
+     [abl("d4-ablate", "L2H3", "ood", 8, "delta_ratio_matching_agreement"),
+      *abl_ci("d4-ablate", "L2H0", "ood", 2, "delta_ratio_matching_agreement"),
+      abl("d4-ablate", "L2H0", "ood", 8, "delta_ratio_matching_agreement")]),
+    ("Mean ablation agrees ({} for L2H3, {} for L2H0 at k = 8)",
+     [abl("d4-ablate-mean", "L2H3", "ood", 8, "delta_ratio_matching_agreement"),
+      abl("d4-ablate-mean", "L2H0", "ood", 8, "delta_ratio_matching_agreement")]),
+    ("(o.o.d. {} [{}, {}] and {} [{}, {}] pp)",
+     [*abl_ci("d4-ablate", "L2H1", "ood", 8, "delta_ratio_matching_agreement"),
+      *abl_ci("d4-ablate", "L2H2", "ood", 8, "delta_ratio_matching_agreement")]),
+    ("outside Ratio Matching's coverage by {} [{}, {}] and {} [{}, {}] pp (mean ablation: {} and {})",
+     [*abl_ci("d4-ablate", "L2H1", "ood", 8, "delta_ratio_matching_model_acc_out"),
+      *abl_ci("d4-ablate", "L2H2", "ood", 8, "delta_ratio_matching_model_acc_out"),
+      abl("d4-ablate-mean", "L2H1", "ood", 8, "delta_ratio_matching_model_acc_out"),
+      abl("d4-ablate-mean", "L2H2", "ood", 8, "delta_ratio_matching_model_acc_out")]),
+    ("and the overall accuracy by {} and {} pp",
+     [abl("d4-ablate", "L2H1", "ood", 8, "delta_model_accuracy"),
+      abl("d4-ablate", "L2H2", "ood", 8, "delta_model_accuracy")]),
+    ("(Ratio Matching agreement {} [{}, {}] pp o.o.d. at k = 8, accuracy {} pp)",
+     [*abl_ci("d4-ablate", "L1H2", "ood", 8, "delta_ratio_matching_agreement"),
+      abl("d4-ablate", "L1H2", "ood", 8, "delta_model_accuracy")]),
+    ("but mean-ablating it costs {} pp accuracy and {} pp Ratio Matching agreement",
+     [abl("d4-ablate-mean", "L1H2", "ood", 8, "delta_model_accuracy"),
+      abl("d4-ablate-mean", "L1H2", "ood", 8, "delta_ratio_matching_agreement")]),
     # benchmarks (benchmarks/results/*.json, rebuilt with --save)
     ("`full_grid_seconds` **{}**", [bench("solvers", "full_grid_seconds", fmt=".2f")]),
     ("`speedup_vs_sympy` **{}×**", [bench("solvers", "speedup_vs_sympy", fmt=",")]),
