@@ -110,7 +110,7 @@ def test_none_rows_equal_compare_run(all_run, work, capsys):
 
 
 def test_a_set_counts_as_one_component_and_mean_mode_is_recorded(work, capsys):
-    rc, out, err = _run(capsys, "ablate", "--ckpt", "tiny.pt", "--k", "2,3", "--tasks", "ood",
+    rc, _, err = _run(capsys, "ablate", "--ckpt", "tiny.pt", "--k", "2,3", "--tasks", "ood",
                         "--components", "L0H1+L1mlp,L1H0", "--mode", "mean", *FAST)
     assert rc == 0, err
     assert [d.name for d in (work / "reports").iterdir()] == ["tiny-ablate-mean"]  # never replaces the zero run
@@ -155,7 +155,7 @@ def test_bad_input_is_one_line_and_exit_2(work, capsys, argv, message):
     base = ["ablate", "--ckpt", "tiny.pt", *FAST]
     if "--k" not in argv:
         base += ["--k", "2"]
-    rc, out, err = _run(capsys, *base, *argv)
+    rc, _, err = _run(capsys, *base, *argv)
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith("compare: error: "), err
     assert message in err

@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from compare_stand_ins import NoisyModel
 
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
@@ -13,7 +14,6 @@ from compare.ablation import ablation_columns, ablation_rows, most_damaging
 from compare.engine import run_comparison
 from compare.grid import build_sequences
 from compare.summary import paired_differences, summarize, unit_sums
-from compare_stand_ins import NoisyModel
 
 P = 5
 

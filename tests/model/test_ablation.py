@@ -25,8 +25,8 @@ import torch
 
 from algos.prompts import make_examples, query_grid, random_sequences
 from model.ablation import (
-    Ablation,
     AblatedPredictor,
+    Ablation,
     Component,
     all_ablations,
     parse_ablation,
