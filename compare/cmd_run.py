@@ -40,6 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid-tasks", metavar="SPEC", help='more tasks drawn as grid figures, "a,b;a,b" (added to the default 3 i.d. + 3 o.o.d.)')
     p.add_argument("--grid-algorithms", metavar="NAMES",
                    help="algorithms in the grid figures (default ratio_matching,modular_regression)")
+    g = p.add_argument_group("label noise (compare.noise)")
+    g.add_argument("--label-noise", type=int, default=0, metavar="N",
+                   help="make N in-context labels of each sequence wrong (z + U{1..p-1} mod p) at shots drawn from --seed")
+    g.add_argument("--label-noise-at", type=int, action="append", default=[], metavar="SHOT",
+                   help="make the label of this shot (1..max k) wrong in every sequence; repeatable")
     p.set_defaults(func=run)
 
 
@@ -197,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         missing = [t for t in grid_tasks if t not in run_tasks]
         if missing:
             raise UsageError(f"--grid-tasks: task ({missing[0][0]},{missing[0][1]}) is not among the tasks run")
+    offsets, noise = _label_noise(args, inputs)
     subject = _model_predictor(ckpt, args.device, args.batch_size)
     out = Path(args.out) if args.out else Path("reports") / ckpt.name
 
@@ -212,8 +218,11 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         with tqdm(total=total, unit="prefix", desc="compare run", file=sys.stderr, disable=args.quiet,
                   dynamic_ncols=True, leave=False) as bar:
-            result = run_comparison(setting, tasks, sequences, ks, subject, references, progress=bar.update)
+            result = run_comparison(setting, tasks, sequences, ks, subject, references, progress=bar.update,
+                                    label_offsets=offsets)
         t_engine = time.perf_counter() - t0
+        if noise is not None:
+            _noise_sweeps(tmp, setting, inputs, subject, noise, args.seed)
         t0 = time.perf_counter()
         tables = compute_all(result.cells, p, result.subject, list(result.references), n_boot=args.n_boot, seed=args.seed)
         t_summary = time.perf_counter() - t0
@@ -226,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
             "device": str(subject.device),
             "n_cells": int(len(result.cells)),
         }
+        if noise is not None:
+            manifest["label_noise"] = noise
         t0 = time.perf_counter()
         report.write_cells(tmp, result.cells, csv=args.csv)
         figures = report.write_report(tmp, result.cells, manifest, tables, grid_tasks=grid_tasks,
@@ -247,6 +258,53 @@ def run(args: argparse.Namespace) -> int:
           f"{len(ks)} k, {len(figures)} figures ({time.perf_counter() - t_start:.1f} s)")
     print(f"  open {final / 'report.html'}")
     return 0
+
+
+SWEEP_SOLVERS = ("ratio_matching", "modular_regression", "ratio_matching_majority", "modular_regression_majority")
+
+
+def _label_noise(args: argparse.Namespace, inputs: RunInputs) -> tuple[np.ndarray | None, dict | None]:
+    """The label offsets of ``--label-noise``/``--label-noise-at`` and their manifest entry."""
+    if args.label_noise < 0:
+        raise UsageError(f"--label-noise must be >= 0, got {args.label_noise}")
+    if args.label_noise and args.label_noise_at:
+        raise UsageError("give --label-noise N or --label-noise-at SHOT, not both")
+    if not args.label_noise and not args.label_noise_at:
+        return None, None
+    from compare.noise import label_offsets
+
+    p, k_max = inputs.ckpt.setting.p, inputs.sequences.shape[1]
+    offsets, shots = label_offsets(len(inputs.tasks), inputs.sequences.shape[0], k_max, p,
+                                   n_wrong=args.label_noise, positions=args.label_noise_at, seed=args.seed)
+    return offsets, {
+        "rule": "z + u mod p, u uniform in 1..p-1 (always wrong)",
+        "n_wrong": len(shots[0]),
+        "chosen": "given (--label-noise-at)" if args.label_noise_at else f"drawn per sequence, seed {args.seed}",
+        "shots": shots,  # per sequence, 1-based
+        # per sequence and corrupted shot, the offset u of each task (in the order of the run's tasks)
+        "offsets": [{str(j): offsets[:, s, j - 1].tolist() for j in js} for s, js in enumerate(shots)],
+        "sweep_k": int(max(inputs.ks)),
+    }
+
+
+def _noise_sweeps(folder: Path, setting, inputs: RunInputs, subject, noise: dict, seed: int) -> None:
+    """noise_levels.csv and noise_positions.csv beside a noisy run (see compare.noise)."""
+    from compare import report
+    from compare.engine import run_comparison
+    from compare.noise import noise_level_sweep, noise_position_sweep
+
+    # the sweeps score the model against the plain and the noise-tolerant solvers only (no Bayes
+    # distributions: those cost most per cell and say nothing about noise tolerance)
+    refs = [r for r in inputs.references if r.name in SWEEP_SOLVERS]
+
+    def run(ks, offsets):
+        return run_comparison(setting, inputs.tasks, inputs.sequences, ks, subject, refs, label_offsets=offsets)
+
+    p, n = setting.p, len(inputs.tasks)
+    levels = noise_level_sweep(run, n, inputs.sequences, noise["sweep_k"], p, seed)
+    levels.to_csv(folder / report.NOISE_LEVELS, index=False, float_format="%.6g")
+    positions = noise_position_sweep(run, n, inputs.sequences, inputs.ks, p, seed, subject.name)
+    positions.to_csv(folder / report.NOISE_POSITIONS, index=False, float_format="%.6g")
 
 
 def _sequences_note(args: argparse.Namespace) -> str:

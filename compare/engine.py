@@ -114,12 +114,16 @@ def run_comparison(
     *,
     chunk_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    label_offsets: np.ndarray | None = None,
 ) -> Comparison:
     """Run ``subject`` and ``references`` over every (task, sequence, k) prefix and every query.
 
     tasks (n_tasks, 2); sequences (n_seq, k_max, 2) example inputs; ks the k values
     (each <= k_max). ``progress(n)`` is called after each batch of n prefixes (a hook for a
-    progress bar; the engine prints nothing). Returns a :class:`Comparison`.
+    progress bar; the engine prints nothing). ``label_offsets`` (n_tasks, n_seq, k_max),
+    0 where a label is clean, adds that much mod p to the in-context labels (label noise,
+    :mod:`compare.noise`); the cells' ``z_true`` stays the task's answer and a column
+    ``n_wrong`` counts the corrupted labels among the first k. Returns a :class:`Comparison`.
     """
     p = setting.p
     tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
@@ -145,6 +149,11 @@ def run_comparison(
         raise ValueError(f"k values {ks} must lie in [1, {sequences.shape[1]}] (the sequence length)")
     if len(set(ks)) != len(ks):
         raise ValueError(f"k values must be distinct, got {ks}")
+    if label_offsets is not None:
+        label_offsets = np.asarray(label_offsets, dtype=np.int64)
+        if label_offsets.shape != (tasks.shape[0], *sequences.shape[:2]):
+            raise ValueError(f"label_offsets: expected shape {(tasks.shape[0], *sequences.shape[:2])}, "
+                             f"got {label_offsets.shape}")
 
     grid = query_grid(p)  # (q, 2), index x*p + y
     q = grid.shape[0]
@@ -169,6 +178,8 @@ def run_comparison(
         for s in range(n_s):
             for ki, k in enumerate(ks):
                 examples = make_examples(p, ctasks, sequences[s], k)  # (n, k, 3)
+                if label_offsets is not None:
+                    examples[..., 2] = (examples[..., 2] + label_offsets[sl, s, :k]) % p
                 subj_probs = None
                 for pr in predictors:
                     t0 = time.perf_counter()
@@ -194,6 +205,9 @@ def run_comparison(
                     progress(n)
 
     cells = _assemble(setting, tasks, ks, grid, shape, small, pred, p_true, metrics, subject.name, names, dist_refs)
+    if label_offsets is not None:
+        wrong = np.stack([(label_offsets[..., :k] != 0).sum(-1) for k in ks], axis=-1)  # (n_t, n_s, n_k)
+        cells["n_wrong"] = np.broadcast_to(wrong[..., None], shape).reshape(-1).astype(np.int16)
     return Comparison(
         cells=cells,
         subject=subject.name,

@@ -29,6 +29,8 @@ __all__ = [
     "plot_curves",
     "plot_attribution",
     "plot_ablation_heatmap",
+    "plot_noise_levels",
+    "plot_noise_positions",
     "pretty",
 ]
 
@@ -404,3 +406,47 @@ def plot_ablation_heatmap(
     if title:
         ax.set_title(title, fontsize=8)
     return ax
+
+
+def plot_noise_levels(levels: pd.DataFrame, predictors: Sequence[str], axes=None):
+    """Accuracy at the last shot against the number of wrong in-context labels, one panel per
+    split; ``levels`` as :func:`compare.noise.noise_level_sweep` returns it. Returns the axes."""
+    splits = [s for s in ("id", "ood") if (levels["split"] == s).any()]
+    axes = _axes_grid(1, max(len(splits), 1), size=3.4, axes=axes)
+    for ax, split in zip(axes[0], splits):
+        sub = levels[levels["split"] == split]
+        for name in predictors:
+            r = sub[sub["predictor"] == name].sort_values("n_wrong")
+            if r.empty:
+                continue
+            ax.plot(r["n_wrong"], r["accuracy"], color=predictor_color(name), marker="o", ms=3, lw=1.2,
+                    label=pretty(name))
+        ax.set_xlabel("wrong labels in the prompt")
+        ax.set_ylabel(f"{'i.d.' if split == 'id' else 'o.o.d.'}: accuracy")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xticks(sorted(sub["n_wrong"].unique()))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return axes
+
+
+def plot_noise_positions(positions: pd.DataFrame, subject: str = "model", axes=None):
+    """The subject's accuracy per (corrupted shot j, query shot k), for i.d./o.o.d. tasks ×
+    train/test inputs; ``positions`` as :func:`compare.noise.noise_position_sweep` returns it."""
+    sub = positions[positions["predictor"] == subject]
+    cells = [(s, i) for s in ("id", "ood") for i in ("train", "test")
+             if ((sub["split"] == s) & (sub["input_split"] == i)).any()]
+    axes = _axes_grid(1, max(len(cells), 1), size=3.0, axes=axes)
+    js, ks = sorted(sub["position"].unique()), sorted(sub["k"].unique())
+    for ax, (split, inputs) in zip(axes[0], cells):
+        r = sub[(sub["split"] == split) & (sub["input_split"] == inputs)]
+        grid = r.pivot_table(index="position", columns="k", values="accuracy").reindex(index=js, columns=ks)
+        im = ax.imshow(grid.to_numpy(float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(ks)), ks, fontsize=7)
+        ax.set_yticks(range(len(js)), js, fontsize=7)
+        ax.set_xlabel("query shot k")
+        ax.set_ylabel("wrong label at shot j")
+        ax.set_title(f"{'i.d.' if split == 'id' else 'o.o.d.'} tasks, {inputs} inputs", fontsize=8)
+    if cells:
+        axes[0, -1].figure.colorbar(im, ax=axes[0, -1], shrink=0.8, label=f"{subject} accuracy")
+    return axes

@@ -58,9 +58,13 @@ __all__ = [
 
 CELLS = "cells.parquet"
 MANIFEST = "manifest.json"
+NOISE_LEVELS = "noise_levels.csv"  # label-noise sweeps of a noisy run (compare.noise)
+NOISE_POSITIONS = "noise_positions.csv"
 #: References drawn in the aggregate heatmaps and curves when present (the majority
 #: variants equal their base solver on clean labels and are left to the tables).
 FIGURE_PREDICTORS = ("ratio_matching", "modular_regression", "bayes_memorized", "bayes_uniform")
+#: With label noise the figures show the noise-tolerant solvers beside the plain ones.
+NOISE_TOLERANT = ("ratio_matching_majority", "modular_regression_majority")
 #: Algorithms of the grid figure (the paper's two), when present.
 GRID_ALGORITHMS = ("ratio_matching", "modular_regression")
 
@@ -229,7 +233,8 @@ def write_report(
     p = int(manifest["p"])
     subject = manifest.get("subject", "model")
     refs = reference_names(cells, subject)
-    fig_refs = [r for r in FIGURE_PREDICTORS if r in refs] or refs
+    shown = FIGURE_PREDICTORS + (NOISE_TOLERANT if manifest.get("label_noise") else ())
+    fig_refs = [r for r in shown if r in refs] or refs
     algos = [a for a in (grid_algorithms or GRID_ALGORITHMS) if a in refs] or refs[:2]
     if grid_algorithms:
         unknown = [a for a in grid_algorithms if a not in refs]
@@ -283,6 +288,16 @@ def write_report(
         axes = plots.plot_task_grid(panels, seq, title=f"task ({a}, {b}), {_split_name(split)}, sequence {grid_sequence}")
         save(axes[0, 0].figure, f"grid_{split}_{a}_{b}.png", f"Task ({a}, {b}) ({_split_name(split)}): k-shot grid")
 
+    if (folder / NOISE_LEVELS).is_file():
+        levels = pd.read_csv(folder / NOISE_LEVELS)
+        axes = plots.plot_noise_levels(levels, [subject, *fig_refs])
+        k_sweep = (manifest.get("label_noise") or {}).get("sweep_k", "the largest k")
+        save(axes[0, 0].figure, "noise_levels.png", f"Accuracy at k = {k_sweep} against the number of wrong "
+             "in-context labels (each z + U{1..p-1} mod p)")
+    if (folder / NOISE_POSITIONS).is_file():
+        axes = plots.plot_noise_positions(pd.read_csv(folder / NOISE_POSITIONS), subject)
+        save(axes[0, 0].figure, "noise_positions.png", "Model accuracy at each query shot k (across) when only the "
+             "label of shot j (down) is wrong; i.d./o.o.d. tasks × train/test inputs")
     _write_pages(folder, manifest, tables, tasks, figures, subject, fig_refs)
     return [f for f, _ in figures]
 
@@ -470,7 +485,7 @@ def _md_links_to_html(text: str) -> str:
 
 def copy_run_files(src: Path, dst: Path) -> None:
     """Bring a run's data files (cells, manifest, optional csv) into a new folder."""
-    for name in (CELLS, MANIFEST, "cells.csv"):
+    for name in (CELLS, MANIFEST, "cells.csv", NOISE_LEVELS, NOISE_POSITIONS):
         if (src / name).is_file():
             try:
                 os.link(src / name, dst / name)

@@ -261,3 +261,37 @@ def test_given_example_sequences_follow_the_authors_and_precede_the_random_ones(
     assert "sequences 1..2: given with --examples; sequences 3..4: uniform random" in given["sequences_note"]
     cells = pd.read_parquet(work / "given" / "cells.parquet")
     assert sorted(cells["sequence"].unique()) == [0, 1, 2, 3, 4]
+
+
+def test_label_noise_run_records_every_corruption_and_adds_its_sweeps(work, capsys):
+    rc, _, err = _run(capsys, "run", "--ckpt", "tiny.pt", "--k", "2,4", "--tasks", "1,2;0,4;3,3", "--sequences", "1",
+                      "--label-noise", "1", "--out", "noisy", *FAST)
+    assert rc == 0, err
+    folder = work / "noisy"
+    man = json.loads((folder / "manifest.json").read_text())
+    noise = man["label_noise"]
+    assert noise["n_wrong"] == 1 and len(noise["shots"]) == 2 and all(1 <= s[0] <= 4 for s in noise["shots"])
+    assert all(len(o[str(s[0])]) == 3 and all(1 <= u <= 4 for u in o[str(s[0])])
+               for o, s in zip(noise["offsets"], noise["shots"]))
+    cells = pd.read_parquet(folder / "cells.parquet")
+    assert set(cells["n_wrong"]) <= {0, 1}
+    assert {"noise_levels.csv", "noise_positions.csv", "noise_levels.png", "noise_positions.png"} <= {
+        p.name for p in folder.iterdir()}
+    assert "noise_positions.png" in (folder / "report.html").read_text()
+    levels = pd.read_csv(folder / "noise_levels.csv")
+    assert sorted(levels["n_wrong"].unique()) == [0, 1, 2]  # 0..k/2 at the largest k
+    rc, _, err = _run(capsys, "report", str(folder), "--out", "rebuilt", "--n-boot", "10")
+    assert rc == 0, err
+    assert (work / "rebuilt" / "noise_positions.png").exists()  # a rebuild keeps the sweeps
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--label-noise", "1", "--label-noise-at", "2"], "not both"),
+    (["--label-noise", "-1"], "--label-noise must be >= 0"),
+    (["--label-noise", "5"], "do not fit in 4 shots"),
+    (["--label-noise-at", "5"], "shot 5 is outside 1..4"),
+])
+def test_bad_label_noise(work, capsys, argv, message):
+    rc, _, err = _run(capsys, "run", "--ckpt", "tiny.pt", "--k", "1..4", *argv, *FAST)
+    assert rc == 2 and err.count("\n") == 1 and message in err, err
+    assert not (work / "reports").exists()
