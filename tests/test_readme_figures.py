@@ -150,6 +150,12 @@ FIGURES: list[tuple[str, list[Fig]]] = [
     ("| share of model answers Ratio Matching explains | {} | {} | {} | {} | {} | {} |", _models_table_row("explains")),
     ("o.o.d. accuracy rises with k:\n  {}, {}, {}, {}, {}, {}, {}, {} for k = 1..8",
      [summ("d4-seq16", "ood", k, "ratio_matching", "model_acc_out", ".2f") for k in range(1, 9)]),
+    # label noise: accuracy at k = 8 against the number of wrong labels
+    *[(f"{label} {{}}, {{}}, {{}}, {{}}, {{}}", [Fig("reports/d4-noise1/noise_levels.csv",
+       (("split", "ood"), ("n_wrong", n), ("predictor", pred)), "accuracy") for n in range(5)])
+      for label, pred in [("the model", "model"), ("Modular Regression's majority variant", "modular_regression_majority"),
+                          ("plain Modular Regression", "modular_regression"), ("Ratio Matching", "ratio_matching"),
+                          ("and its majority variant\n", "ratio_matching_majority")]],
     # compare inspect: the kaleidoscope, circles and planes
     ("is {} after layer 0, {} after layer 1\nand {} after layer 2, then {} after layer 3, whose same-answer contrast jumps from\n{} to {}",
      [insp("d4", "similarity", "ratio_contrast", layer, -1, "y") for layer in range(4)]
