@@ -15,8 +15,8 @@ from model.gpt import GPT
 
 __all__ = ["collect", "position_axis", "merge_sites", "Activations"]
 
-#: hooks whose tensors put the head axis before the position axis: (B, H, T, ...)
-_HEAD_FIRST = ("hook_q", "hook_k", "hook_v", "hook_z", "hook_pattern", "hook_attn_scores")
+#: hooks whose tensors put the head axis before the (query) position axis: (B, H, T, S)
+_HEAD_FIRST = ("hook_pattern", "hook_attn_scores")
 
 
 def position_axis(name: str) -> int:

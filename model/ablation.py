@@ -313,7 +313,11 @@ class AblatedPredictor(ModelPredictor):
         k-shot prompts (every position 0 .. 3k + 1 present)."""
 
         def make(name: str, layer: int) -> Callable:
+            head_axis = name == SITES["head"]  # hook_z is (B, T, H, hd); the grid path's sites (B, H, M, hd)
+
             def fn(_m: torch.nn.Module, _inp: tuple, out: torch.Tensor) -> torch.Tensor:
+                if head_axis:
+                    return self._replace(name, layer, out.transpose(1, 2), k, None).transpose(1, 2)
                 return self._replace(name, layer, out, k, None)
 
             return fn

@@ -23,11 +23,12 @@ positions, H = heads, hd = head_dim, C = d_model, V = vocabulary:
 
     hook_embed                      (B, T, C)    token embedding (RoPE adds no position embedding)
     blocks.{l}.hook_resid_pre       (B, T, C)    the residual stream entering block l
-    blocks.{l}.attn.hook_q / hook_k (B, H, T, hd) queries and keys after RoPE
-    blocks.{l}.attn.hook_v          (B, H, T, hd) values
+    blocks.{l}.attn.hook_q / hook_k (B, T, H, hd) queries and keys before RoPE
+    blocks.{l}.attn.hook_rot_q / hook_rot_k (B, T, H, hd) queries and keys after RoPE
+    blocks.{l}.attn.hook_v          (B, T, H, hd) values
     blocks.{l}.attn.hook_attn_scores (B, H, T, S) q·k / sqrt(hd), -inf above the diagonal (pre-softmax)
     blocks.{l}.attn.hook_pattern    (B, H, T, S) softmax of the scores
-    blocks.{l}.attn.hook_z          (B, H, T, hd) each head's output before the output projection
+    blocks.{l}.attn.hook_z          (B, T, H, hd) each head's output before the output projection
     blocks.{l}.attn.hook_result     (B, T, H, C) each head's output through its own slice of the
                                                  output projection; summed over H it is hook_attn_out
     blocks.{l}.hook_attn_out        (B, T, C)    the attention layer's output
@@ -36,10 +37,11 @@ positions, H = heads, hd = head_dim, C = d_model, V = vocabulary:
     blocks.{l}.hook_mlp_out         (B, T, C)    the MLP's output
     blocks.{l}.hook_resid_post      (B, T, C)    residual leaving block l
 
-TransformerLens puts the head axis of q, k, v and z after the position axis
-(``[batch, pos, head, d_head]``); here it comes first, as ``scaled_dot_product_attention``
-takes it. ``hook_result``, ``hook_attn_scores`` and ``hook_pattern`` have TransformerLens's
-layouts. Scores and pattern are materialized only when something listens to them, and
+These are TransformerLens's names and layouts (its ``hook_q``/``hook_k`` are also taken
+before the rotary embedding, ``hook_rot_q``/``hook_rot_k`` after); internally the head
+axis comes first, as ``scaled_dot_product_attention`` takes it, and the hooks see
+transposed views, so the plain forward is the same computation with or without them.
+Scores and pattern are materialized only when something listens to them, and
 the per-head results only when something listens to ``hook_result``; otherwise the fused
 SDPA kernel and one output matmul run, so hooks cost nothing when unused.
 """
@@ -92,12 +94,14 @@ class Attention(nn.Module):
         self.n_head, self.head_dim, self.rope_base = cfg.n_head, cfg.head_dim, cfg.rope_base
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.o = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.hook_q = HookPoint()  # (B, H, T, hd), after RoPE
-        self.hook_k = HookPoint()  # (B, H, T, hd), after RoPE
-        self.hook_v = HookPoint()  # (B, H, T, hd)
+        self.hook_q = HookPoint()  # (B, T, H, hd), before RoPE
+        self.hook_k = HookPoint()  # (B, T, H, hd), before RoPE
+        self.hook_v = HookPoint()  # (B, T, H, hd)
+        self.hook_rot_q = HookPoint()  # (B, T, H, hd), after RoPE
+        self.hook_rot_k = HookPoint()  # (B, T, H, hd), after RoPE
         self.hook_attn_scores = HookPoint()  # (B, H, T, S) scaled, causally masked, pre-softmax
         self.hook_pattern = HookPoint()  # (B, H, T, S) softmax weights
-        self.hook_z = HookPoint()  # (B, H, T, hd) per-head outputs before the o-projection
+        self.hook_z = HookPoint()  # (B, T, H, hd) per-head outputs before the o-projection
         self.hook_result = HookPoint()  # (B, T, H, C) per-head outputs through their slice of o
 
     def project(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -112,8 +116,13 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.project(x, torch.arange(T, device=x.device))
-        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q = self.hook_q(q.view(B, T, self.n_head, self.head_dim)).transpose(1, 2)  # (B, H, T, hd)
+        k = self.hook_k(k.view(B, T, self.n_head, self.head_dim)).transpose(1, 2)
+        v = self.hook_v(v.view(B, T, self.n_head, self.head_dim)).transpose(1, 2)
+        cos, sin = rope_tables(self.head_dim, torch.arange(T, device=x.device), self.rope_base)
+        q = self.hook_rot_q(apply_rope(q, cos, sin).transpose(1, 2)).transpose(1, 2)
+        k = self.hook_rot_k(apply_rope(k, cos, sin).transpose(1, 2)).transpose(1, 2)
         if self.hook_pattern.has_hooks() or self.hook_attn_scores.has_hooks():
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, T, S)
             causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
@@ -121,12 +130,12 @@ class Attention(nn.Module):
             z = self.hook_pattern(scores.softmax(-1)) @ v
         else:
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        z = self.hook_z(z)  # (B, H, T, hd)
+        z = self.hook_z(z.transpose(1, 2))  # (B, T, H, hd)
         if self.hook_result.has_hooks():
             w = self.o.weight.view(C, self.n_head, self.head_dim)  # (C_out, H, hd): head h's slice of o
-            result = self.hook_result(torch.einsum("bhtd,chd->bthc", z, w))  # (B, T, H, C)
+            result = self.hook_result(torch.einsum("bthd,chd->bthc", z, w))  # (B, T, H, C)
             return result.sum(dim=2)
-        return self.o(z.transpose(1, 2).reshape(B, T, C))
+        return self.o(z.reshape(B, T, C))
 
 
 class MLP(nn.Module):

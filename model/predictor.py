@@ -106,7 +106,8 @@ class ModelPredictor(Predictor):
     def _site(self, name: str, layer: int, value: torch.Tensor, stage: GridStage) -> torch.Tensor:
         """The grid path's counterpart of the hook point ``blocks.{layer}.{name}``.
 
-        ``name`` is ``attn.hook_z`` (value (B, H, M, hd), per-head outputs before the
+        ``name`` is ``attn.hook_z`` (value (B, H, M, hd), head-first: the hook point's (B, T, H, hd)
+        transposed; per-head outputs before the
         o-projection), ``hook_attn_out`` or ``hook_mlp_out`` (value (B, M, C)); ``stage``
         says which tokens the M rows are. The plain model returns ``value`` unchanged;
         subclasses (ablation, activation means) override it, so the KV-cache path changes

@@ -89,7 +89,10 @@ def reference_means(net, tasks, sequences, k, p) -> dict[str, torch.Tensor]:
         toks = _tokens(make_examples(p, tasks, seq, k), query_grid(p))
         _, cache = net.run_with_cache(toks, names)
         for name in names:
-            sums[name] = sums.get(name, 0) + cache[name].double().sum(0)  # (H, T, hd) or (T, C)
+            act = cache[name].double()
+            if name.endswith("hook_z"):  # (B, T, H, hd) -> (B, H, T, hd), the layout the means keep
+                act = act.transpose(1, 2)
+            sums[name] = sums.get(name, 0) + act.sum(0)  # (H, T, hd) or (T, C)
         n += len(toks)
     return {name: (s / n).float() for name, s in sums.items()}
 
@@ -104,7 +107,7 @@ def hooked_forward(net, ablation: Ablation, tokens: torch.Tensor, p: int, means=
             out = out.clone()
             repl = 0.0 if means is None else means[name]
             if c.kind == "head":
-                out[:, c.head] = repl if means is None else repl[c.head]  # (B, H, T, hd)
+                out[:, :, c.head] = repl if means is None else repl[c.head]  # out (B, T, H, hd), mean (H, T, hd)
             else:
                 out[:] = repl  # (B, T, C)
             return out

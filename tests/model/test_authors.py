@@ -75,6 +75,7 @@ def authors_forward(sd: dict, idx: torch.Tensor, n_head: int, n_layer: int, rope
         a = F.layer_norm(x, (C,), sd[h + "ln_1.weight"], sd[h + "ln_1.bias"])
         q, k, v = (a @ sd[h + "attn.to_qkv.weight"].T).split(C, dim=2)
         q, k, v = (t.view(B, T, n_head, hd).transpose(1, 2) for t in (q, k, v))
+        raw_q, raw_k = q, k
         if rope:
             q, k = rot.rotate_queries_or_keys(q), rot.rotate_queries_or_keys(k)
         scores = (q @ k.transpose(-1, -2) * hd ** -0.5).masked_fill(~causal, float("-inf"))
@@ -83,8 +84,9 @@ def authors_forward(sd: dict, idx: torch.Tensor, n_head: int, n_layer: int, rope
         o = sd[h + "attn.o.weight"]  # (C, C): input channels ordered head by head
         result = torch.stack([y[:, j] @ o[:, j * hd:(j + 1) * hd].T for j in range(n_head)], dim=2)  # (B, T, H, C)
         attn_out = y.transpose(1, 2).contiguous().view(B, T, C) @ o.T
-        for name, value in [("q", q), ("k", k), ("v", v), ("attn_scores", scores), ("pattern", pattern), ("z", y),
-                            ("result", result)]:
+        heads_second = {"q": raw_q, "k": raw_k, "rot_q": q, "rot_k": k, "v": v, "z": y}  # (B, H, T, hd) here
+        for name, value in [*((n, t.transpose(1, 2)) for n, t in heads_second.items()),  # hooks: (B, T, H, hd)
+                            ("attn_scores", scores), ("pattern", pattern), ("result", result)]:
             rec(f"{b}attn.hook_{name}", value)
         rec(b + "hook_attn_out", attn_out)
         x = x + attn_out

@@ -65,7 +65,8 @@ def test_hook_points_expose_activations_without_changing_logits():
     assert pattern.shape == (2, 2, 12, 12)
     assert torch.allclose(pattern.sum(-1), torch.ones(2, 2, 12), atol=1e-5)
     assert torch.all(pattern.triu(1) == 0)  # causal
-    assert cache["blocks.1.attn.hook_z"].shape == (2, 2, 12, 16)
+    assert cache["blocks.1.attn.hook_z"].shape == (2, 12, 2, 16)  # (B, T, H, hd), TransformerLens's layout
+    assert cache["blocks.1.attn.hook_q"].shape == cache["blocks.1.attn.hook_rot_q"].shape == (2, 12, 2, 16)
     assert cache["blocks.1.hook_resid_post"].shape == (2, 12, 32)
     # hooks are removed after the call
     assert not any(h._forward_hooks for h in net.hook_points().values())
@@ -80,13 +81,14 @@ def test_per_head_results_sum_to_the_attention_output_and_scores_give_the_patter
         assert result.shape == (3, 12, 4, 32)  # (B, T, H, C), TransformerLens's layout
         # fp32 sums of a few O(0.1) terms: 1e-6 covers the two summation orders
         torch.testing.assert_close(result.sum(2), cache[f"blocks.{layer}.hook_attn_out"], atol=1e-6, rtol=1e-5)
-        z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, H, T, hd)
+        z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, T, H, hd)
         w = net.blocks[layer].attn.o.weight  # (C, H * hd)
-        head2 = z[:, 2] @ w[:, 2 * 8:3 * 8].T  # head 2 alone through its columns of o
+        head2 = z[:, :, 2] @ w[:, 2 * 8:3 * 8].T  # head 2 alone through its columns of o
         torch.testing.assert_close(result[:, :, 2], head2, atol=1e-6, rtol=1e-5)
         scores = cache[f"blocks.{layer}.attn.hook_attn_scores"]
         assert scores.shape == (3, 4, 12, 12) and torch.isinf(scores.triu(1)[..., 0, 1:]).all()
-        q, k = cache[f"blocks.{layer}.attn.hook_q"], cache[f"blocks.{layer}.attn.hook_k"]
+        q = cache[f"blocks.{layer}.attn.hook_rot_q"].transpose(1, 2)  # (B, H, T, hd)
+        k = cache[f"blocks.{layer}.attn.hook_rot_k"].transpose(1, 2)
         lower = torch.ones(12, 12, dtype=torch.bool).tril()
         torch.testing.assert_close(scores[..., lower], ((q @ k.transpose(-1, -2)) / 8 ** 0.5)[..., lower])
         torch.testing.assert_close(scores.softmax(-1), cache[f"blocks.{layer}.attn.hook_pattern"])
@@ -104,7 +106,7 @@ def test_hooking_one_head_result_changes_only_through_that_head():
 
     def drop_z_1(_m, _i, out):
         out = out.clone()
-        out[:, 1] = 0
+        out[:, :, 1] = 0  # (B, T, H, hd)
         return out
 
     with net.hooks([("blocks.0.attn.hook_result", drop_head_1)]):
