@@ -689,29 +689,4 @@ def _write_ablation_pages(folder: Path, table: pd.DataFrame, manifest: dict, fig
     ]
     note = (f"At k = {k}. Δ: the ablated model minus the plain model, in percentage points. Every k, every "
             "solver, model accuracy inside and outside each solver's coverage: [ablation.csv](ablation.csv).")
-    md = [f"# {title}", ""] + [f"- **{k_}**: {v}" for k_, v in about]
-    md += ["", "## Each component removed", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(r) + " |" for r in body] + ["", note, "", "## Figures", ""]
-    for name, caption in figures:
-        md += [f"### {caption}", "", f"![{caption}]({name})", ""]
-    (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
-
-    e = html.escape
-    h = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{e(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:85%}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
-        "img{max-width:100%}figure{margin:1.5em 0}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-        "<ul>" + "".join(f"<li><b>{e(k_)}</b>: {e(v)}</li>" for k_, v in about) + "</ul>",
-        "<h2>Each component removed</h2>",
-        "<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in header) + "</tr>",
-    ]
-    h += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in body]
-    h += ["</table>", "<p>" + _md_links_to_html(e(note)) + "</p>", "<h2>Figures</h2>"]
-    for name, caption in figures:
-        h.append(f'<figure><a href="{e(name)}"><img src="{e(name)}" alt="{e(caption)}"></a><figcaption>{e(caption)}</figcaption></figure>')
-    h.append("</body></html>")
-    (folder / "report.html").write_text("\n".join(h), encoding="utf-8")
+    write_pages(folder, title, about, [("Each component removed", header, body, note)], figures)
