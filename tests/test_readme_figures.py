@@ -239,3 +239,11 @@ def test_the_check_sees_a_stale_figure():
     fig = summ("d4", "ood", 8, "model", "accuracy")
     stale = format(fig.value() + 0.001, ".3f")
     assert f"**{stale} [" not in _readme() and f"**{fig.text()} [" in _readme()
+
+
+def test_readme_quotes_the_depth_contrast_table():
+    """README's depth-contrast table is `python analyses/depth_contrast.py`'s contrast.md, line for line."""
+    table = (ROOT / "reports" / "depth-contrast" / "contrast.md").read_text().strip().splitlines()
+    lines = set(_readme().splitlines())
+    missing = [row for row in table if row not in lines]
+    assert not missing, f"README lacks these rows of reports/depth-contrast/contrast.md: {missing}"
