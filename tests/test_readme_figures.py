@@ -209,6 +209,12 @@ FIGURES: list[tuple[str, list[Fig]]] = [
     ("but mean-ablating it costs {} pp accuracy and {} pp Ratio Matching agreement",
      [abl("d4-ablate-mean", "L1H2", "ood", 8, "delta_model_accuracy"),
       abl("d4-ablate-mean", "L1H2", "ood", 8, "delta_ratio_matching_agreement")]),
+    ("takes {} s wall with a peak of {} MB\n(`python benchmarks/ablate_d4.py`: {} s a comparison",
+     [bench("ablate_d4", "total_seconds"), bench("ablate_d4", "peak_rss_mb", fmt=","),
+      bench("ablate_d4", "seconds_per_comparison", fmt=".3f")]),
+    ("`total_seconds` **{}** ({} s a comparison), `peak_rss_mb` **{}**",
+     [bench("ablate_d4", "total_seconds"), bench("ablate_d4", "seconds_per_comparison", fmt=".3f"),
+      bench("ablate_d4", "peak_rss_mb", fmt=",")]),
     # benchmarks (benchmarks/results/*.json, rebuilt with --save)
     ("`full_grid_seconds` **{}**", [bench("solvers", "full_grid_seconds", fmt=".2f")]),
     ("`speedup_vs_sympy` **{}×**", [bench("solvers", "speedup_vs_sympy", fmt=",")]),
