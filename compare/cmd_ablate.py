@@ -101,10 +101,10 @@ def ablate(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm import tqdm
 
-    from compare import report
+    from compare import ablation_report, report
     from compare.ablation import ablation_rows, most_damaging
     from compare.engine import run_comparison
-    from compare.report import GRID_ALGORITHMS
+    from compare.run_report import GRID_ALGORITHMS
     from compare.summary import compute_all, paired_differences, task_panels, unit_sums
     from model.ablation import AblatedPredictor, prompt_means
 
@@ -159,7 +159,7 @@ def ablate(args: argparse.Namespace) -> int:
             "most_damaging": worst,
         }
         t0 = time.perf_counter()
-        figures = report.write_ablation_report(tmp, table, manifest, shown, (grid_split, *grid_task))
+        figures = ablation_report.write_ablation_report(tmp, table, manifest, shown, (grid_split, *grid_task))
         t_report = time.perf_counter() - t0
         manifest["timings"] = {
             "means_seconds": round(t_means, 3),

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compare import report
+    from compare import report, run_report
     from compare.grid import parse_task_list
     from compare.summary import compute_all
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         if rebuilt != manifest:
             (tmp / report.MANIFEST).unlink()
             report.write_manifest(tmp, rebuilt)
-        figures = report.write_report(tmp, cells, rebuilt, tables, grid_tasks=grid_tasks,
+        figures = run_report.write_report(tmp, cells, rebuilt, tables, grid_tasks=grid_tasks,
                                       grid_algorithms=grid_algorithms, grid_sequence=args.grid_sequence)
     final = out.expanduser().absolute()
     print(f"rebuilt {final}: {len(cells):,} cells, {len(figures)} figures ({time.perf_counter() - t_start:.1f} s)")

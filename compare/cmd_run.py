@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     # -- run and write, all or nothing
     from tqdm import tqdm
 
-    from compare import report
+    from compare import report, run_report
     from compare.engine import PROB_FLOOR, run_comparison
     from compare.summary import compute_all
 
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
             manifest["label_noise"] = noise
         t0 = time.perf_counter()
         report.write_cells(tmp, result.cells, csv=args.csv)
-        figures = report.write_report(tmp, result.cells, manifest, tables, grid_tasks=grid_tasks,
+        figures = run_report.write_report(tmp, result.cells, manifest, tables, grid_tasks=grid_tasks,
                                       grid_algorithms=grid_algorithms)
         t_report = time.perf_counter() - t0
         solver_time = sum(v for k, v in result.timings.items() if k in result.references)

@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compare.report import write_training_report
+    from compare.training_report import write_training_report
     from compare.training import read_run
 
     runs = [read_run(f) for f in args.folders]

@@ -116,7 +116,7 @@ def _write_slurm(out: Path, points) -> None:
 
 def _collect(out: Path, points, threshold: float | None) -> int:
     from compare.phases import DEFAULT_THRESHOLD, TABLE_COLUMNS, phase_table, read_point
-    from compare.report import write_phase_report
+    from compare.training_report import write_phase_report
 
     rows = []
     for base, alpha, folder, _ in points:

@@ -168,12 +168,12 @@ def test_missing_checkpoint_is_one_line(work, capsys):
 
 
 def test_failure_midway_leaves_nothing(work, capsys, monkeypatch):
-    import compare.report
+    import compare.ablation_report
 
     def broken(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(compare.report, "write_ablation_report", broken)
+    monkeypatch.setattr(compare.ablation_report, "write_ablation_report", broken)
     rc, _, err = _run(capsys, "ablate", "--ckpt", "tiny.pt", "--k", "1", "--components", "L0H0", *FAST)
     assert rc == 2 and "No space left on device" in err
     assert not (work / "reports").exists()

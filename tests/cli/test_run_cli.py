@@ -214,26 +214,26 @@ def test_malicious_pickle_is_one_line_from_a_real_process(work, form):
 
 def test_failure_midway_leaves_nothing_and_keeps_an_existing_folder(work, capsys, monkeypatch):
     import compare.engine
-    import compare.report
+    import compare.run_report
 
     args = ["run", "--ckpt", "tiny.pt", "--k", "1..2", "--tasks", "1,1;2,3", *FAST]
-    real = compare.report.write_report
+    real = compare.run_report.write_report
 
     def broken(*a, **k):
         real(*a, **k)  # the figures are written, then the disk fills up
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(compare.report, "write_report", broken)
+    monkeypatch.setattr(compare.run_report, "write_report", broken)
     rc, _, err = _run(capsys, *args)
     assert rc == 2 and "No space left on device" in err
     assert not (work / "reports").exists()
 
-    monkeypatch.setattr(compare.report, "write_report", real)
+    monkeypatch.setattr(compare.run_report, "write_report", real)
     assert _run(capsys, *args)[0] == 0
     folder = work / "reports" / "tiny"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
 
-    monkeypatch.setattr(compare.report, "write_report", broken)
+    monkeypatch.setattr(compare.run_report, "write_report", broken)
     assert _run(capsys, *args, "--sequences", "1")[0] == 2
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in (work / "reports").iterdir()] == ["tiny"]

@@ -43,7 +43,7 @@ def test_transient_run_is_classified_at_its_last_and_best_evaluation(tmp_path):
     import json
 
     from compare.phases import read_point
-    from compare.report import write_phase_report
+    from compare.training_report import write_phase_report
 
     history = [
         _evaluation(100, (0.2, 0.2, 0.2, 0.2), 0.15),
