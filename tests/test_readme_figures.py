@@ -215,6 +215,15 @@ FIGURES: list[tuple[str, list[Fig]]] = [
     ("`total_seconds` **{}** ({} s a comparison), `peak_rss_mb` **{}**",
      [bench("ablate_d4", "total_seconds"), bench("ablate_d4", "seconds_per_comparison", fmt=".3f"),
       bench("ablate_d4", "peak_rss_mb", fmt=",")]),
+    # runs in progress (their committed metrics.jsonl, last line)
+    ("run X (the `cpu-p11-d4` task setting of `d4.pt`, depth 2,\nd_model 128 — twice P's width) was at step {} of 40,000 "
+     "with train loss\n{} (chance ln 11 = 2.398) and o.o.d.-test accuracy {}",
+     [Fig("checkpoints/in-progress/cpu-p11-d2-w128/metrics.jsonl", ("step",), fmt=","),
+      Fig("checkpoints/in-progress/cpu-p11-d2-w128/metrics.jsonl", ("train_loss",)),
+      Fig("checkpoints/in-progress/cpu-p11-d2-w128/metrics.jsonl", ("ood_test", "acc"))]),
+    ("at step {} (train loss\n{}, `checkpoints/in-progress/cpu-p11-d4-s2-snap/metrics.jsonl`)",
+     [Fig("checkpoints/in-progress/cpu-p11-d4-s2-snap/metrics.jsonl", ("step",), fmt=","),
+      Fig("checkpoints/in-progress/cpu-p11-d4-s2-snap/metrics.jsonl", ("train_loss",))]),
     # benchmarks (benchmarks/results/*.json, rebuilt with --save)
     ("`full_grid_seconds` **{}**", [bench("solvers", "full_grid_seconds", fmt=".2f")]),
     ("`speedup_vs_sympy` **{}×**", [bench("solvers", "speedup_vs_sympy", fmt=",")]),
