@@ -38,8 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, help="the shot analysed; the prompt holds k - 1 fixed examples before it "
                    "(default: 8, or the checkpoint's largest k if smaller)")
     p.add_argument("--sequence", default="authors", metavar="authors|N",
-                   help="the example sequence: the authors' (default) or N >= 1, the N-th random sequence of "
-                   "`compare run --sequences N --seed S` (same numbering)")
+                   help="the example sequence: the authors' (default) or N >= 1, random sequence N as "
+                   "`compare run --sequences N --seed S` draws it when its largest k is this --k (random "
+                   "draws depend on their length; the authors' sequence does not)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sequences (default 0)")
     p.add_argument("--layers", default="all", metavar="SPEC", help='layers to analyse: "all" (default) or "0,2"')
     p.add_argument("--no-head-maps", action="store_true", help="skip the per-head Pearson maps (scores of layers only)")
