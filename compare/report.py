@@ -39,6 +39,7 @@ from compare.errors import UsageError
 
 __all__ = [
     "atomic_output_dir",
+    "remove_stale",
     "write_cells",
     "write_manifest",
     "read_run",
@@ -73,8 +74,11 @@ def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
     folders created for it, are removed and an existing ``target`` is left untouched. An
     existing ``target`` is replaced only when it is a folder that is empty or holds a
     ``manifest.json`` (a previous report), so a mistyped ``--out`` never deletes other data.
+    Temporary folders carry the writer's process id; those a killed run left behind are
+    removed first (:func:`remove_stale`).
     """
     target = Path(target).expanduser().absolute()
+    remove_stale(target)
     if target.exists() or target.is_symlink():
         if not target.is_dir() or target.is_symlink():
             raise UsageError(f"output path {target} exists and is not a folder")
@@ -90,7 +94,7 @@ def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
         for d in reversed(missing):
             d.mkdir()
             created.append(d)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     except OSError as exc:
         _remove_created(created)
         raise UsageError(f"cannot create output folder {target}: {exc.strerror or exc}") from None
@@ -101,6 +105,47 @@ def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_created(created)
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale(target: Path, legacy_age_s: float = 3600.0) -> list[Path]:
+    """Remove the temporary folders beside ``target`` that a killed writer left: ``.<name>.tmp-<pid>-*``
+    whose process is gone (and, from versions that wrote no pid, ``.<name>.tmp-*`` older than
+    an hour). A ``.<name>.old-<pid>-*`` (a run killed while swapping) goes back to ``target``
+    when ``target`` is missing, else is removed. Returns what was removed or restored."""
+    import re
+    import time
+
+    parent = target.parent
+    if not parent.is_dir():
+        return []
+    done = []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(?:(\d+)-)?.+$")
+    for path in sorted(parent.iterdir()):
+        m = pattern.match(path.name)
+        if not m or not path.is_dir():
+            continue
+        kind, pid = m.group(1), m.group(2)
+        if pid is not None:
+            if _alive(int(pid)):
+                continue
+        elif time.time() - path.stat().st_mtime < legacy_age_s:
+            continue
+        if kind == "old" and not target.exists():
+            os.rename(path, target)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        done.append(path)
+    return done
 
 
 def _remove_created(created: list[Path]) -> None:
@@ -114,7 +159,7 @@ def _swap(tmp: Path, target: Path) -> None:
     if not target.exists():
         os.rename(tmp, target)
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
     os.rmdir(aside)  # keep only the unique name
     os.rename(target, aside)
     try:

@@ -44,6 +44,39 @@ def test_atomic_dir_appears_only_when_complete(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["out"]  # no temporary left beside it
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid  # finished and reaped: no such process now
+
+
+def test_a_killed_runs_temporaries_are_removed_by_the_next_run(tmp_path):
+    import os
+    import time
+
+    dead, alive = _dead_pid(), os.getpid()
+    (tmp_path / f".out.tmp-{dead}-abc").mkdir()  # a run killed mid-write
+    (tmp_path / f".out.tmp-{alive}-def").mkdir()  # a run still writing: left alone
+    legacy = tmp_path / ".out.tmp-x1y2z3"  # from a version that wrote no pid, two hours old
+    legacy.mkdir()
+    os.utime(legacy, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / ".other.tmp-1-zzz").mkdir()  # another target's: not ours to touch
+    with report.atomic_output_dir(tmp_path / "out") as tmp:
+        (tmp / "x.txt").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".out.tmp-{alive}-def", ".other.tmp-1-zzz", "out"])
+
+
+def test_a_run_killed_while_swapping_gets_its_old_report_back(tmp_path):
+    aside = tmp_path / f".out.old-{_dead_pid()}-q"
+    aside.mkdir()
+    (aside / report.MANIFEST).write_text("{}")  # the old report, renamed aside; the new one never landed
+    assert report.remove_stale(tmp_path / "out") == [aside]
+    assert (tmp_path / "out" / report.MANIFEST).is_file() and not aside.exists()
+
+
 def test_failure_leaves_nothing_not_even_new_parents(tmp_path):
     target = tmp_path / "new" / "deeper" / "out"
     with pytest.raises(RuntimeError):
