@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     emb = embedding_pca(net, p)
 
     from compare import report
-    from compare.cmd_run import package_versions
+    from compare.cmd_run import checkpoint_block, package_versions
     from compare.inspect_report import score_table, write_inspect_report
 
     scores = score_table(shares, heads, emb, sims)
@@ -156,8 +156,7 @@ def run(args: argparse.Namespace) -> int:
         "format": 1,
         "argv": list(getattr(args, "argv", sys.argv[1:])),
         "versions": package_versions(),
-        "checkpoint": {"spec": args.ckpt, "path": str(path.resolve()), "name": ckpt.name, "sha256": ckpt.sha256,
-                       "step": ckpt.step, "max_k": ckpt.max_k},
+        "checkpoint": checkpoint_block(args.ckpt, path, ckpt),
         "setting_fingerprint": setting.fingerprint(),
         "p": p,
         "model": {"d_model": mcfg.d_model, "n_layer": mcfg.n_layer, "n_head": mcfg.n_head},

@@ -139,14 +139,7 @@ def run_manifest(args: argparse.Namespace, inputs: RunInputs, tool: str = "compa
         "format": 1,
         "argv": list(getattr(args, "argv", sys.argv[1:])),
         "versions": package_versions(),
-        "checkpoint": {
-            "spec": args.ckpt,
-            "path": str(inputs.path.resolve()),
-            "name": ckpt.name,
-            "sha256": ckpt.sha256,
-            "step": ckpt.step,
-            "max_k": ckpt.max_k,
-        },
+        "checkpoint": checkpoint_block(args.ckpt, inputs.path, ckpt),
         "setting_fingerprint": setting.fingerprint(),
         "p": setting.p,
         "pretrain_tasks": [list(t) for t in setting.pretrain_tasks],
@@ -160,6 +153,12 @@ def run_manifest(args: argparse.Namespace, inputs: RunInputs, tool: str = "compa
         "seed": args.seed,
         "n_boot": args.n_boot,
     }
+
+
+def checkpoint_block(spec: str, path: Path, ckpt) -> dict:
+    """What a manifest says of the checkpoint it was computed from."""
+    return {"spec": spec, "path": str(Path(path).resolve()), "name": ckpt.name, "sha256": ckpt.sha256,
+            "step": ckpt.step, "max_k": ckpt.max_k}
 
 
 def package_versions() -> dict[str, str]:
