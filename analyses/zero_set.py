@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from algos.solvers import RatioMatching
     from compare.engine import run_comparison
-    from compare.summary import breakdown
+    from compare.breakdowns import breakdown
     from compare.grid import build_sequences  # the same draw as `compare run --sequences`
     from model.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
     from model.predictor import ModelPredictor

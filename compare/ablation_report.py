@@ -29,7 +29,7 @@ def write_ablation_report(
     grid_task: tuple[str, int, int],
 ) -> list[str]:
     """ablation.csv, ablation.png (components x k heatmaps of the changes), the grid figure
-    of each ablation in ``panels`` (``{component: compare.summary.task_panels(...)}``, e.g.
+    of each ablation in ``panels`` (``{component: compare.breakdowns.task_panels(...)}``, e.g.
     the plain model and the most damaging ablation) for ``grid_task`` (split, a, b),
     report.md and report.html. The manifest is written by the caller. Returns the figures."""
     import matplotlib

@@ -105,7 +105,9 @@ def ablate(args: argparse.Namespace) -> int:
     from compare.ablation import ablation_rows, most_damaging
     from compare.engine import run_comparison
     from compare.run_report import GRID_ALGORITHMS
-    from compare.summary import compute_all, paired_differences, task_panels, unit_sums
+    from compare.aggregates import unit_sums
+    from compare.breakdowns import task_panels
+    from compare.summary import compute_all, paired_differences
     from model.ablation import AblatedPredictor, prompt_means
 
     with report.atomic_output_dir(out) as tmp:

@@ -167,7 +167,7 @@ def plot_task_grid(
     *,
     title: str | None = None,
 ):
-    """The paper's k-shot grid figure for one task (data from :func:`compare.summary.task_panels`).
+    """The paper's k-shot grid figure for one task (data from :func:`compare.breakdowns.task_panels`).
 
     Columns k; rows: where the model is right, then for each algorithm where it answers
     (dark: right, orange: wrong) and the difference (red: model right, algorithm not;
@@ -212,7 +212,7 @@ def plot_agreement_heatmaps(
 ):
     """Per cell and k, the share of tasks where the model agrees with each predictor.
 
-    ``maps`` is :func:`compare.summary.agreement_maps`; rows are ``predictors`` (the
+    ``maps`` is :func:`compare.breakdowns.agreement_maps`; rows are ``predictors`` (the
     subject's row shows its accuracy), columns the k values, one shared 0-1 colour scale.
     Returns the (rows, k) array of axes.
     """

@@ -61,7 +61,7 @@ def write_report(
 
     from compare import plots
     from compare.engine import reference_names
-    from compare.summary import task_panels
+    from compare.breakdowns import task_panels
 
     p = int(manifest["p"])
     subject = manifest.get("subject", "model")

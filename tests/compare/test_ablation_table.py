@@ -13,7 +13,8 @@ from algos.tasks import TaskSetting
 from compare.ablation import ablation_columns, ablation_rows, most_damaging
 from compare.engine import run_comparison
 from compare.grid import build_sequences
-from compare.summary import paired_differences, summarize, unit_sums
+from compare.aggregates import unit_sums
+from compare.summary import paired_differences, summarize
 
 P = 5
 

@@ -12,7 +12,8 @@ from algos.solvers import BayesUniform, ModularRegression, RatioMatching, refere
 from algos.tasks import TaskSetting, task_labels
 from compare.engine import run_comparison
 from compare.grid import build_sequences
-from compare.summary import summarize, task_panels
+from compare.breakdowns import task_panels
+from compare.summary import summarize
 from compare_stand_ins import NoisyModel, Oracle
 
 P = 5

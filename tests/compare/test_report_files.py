@@ -16,7 +16,8 @@ from compare import plots, report, run_report
 from compare.engine import run_comparison
 from compare.errors import UsageError
 from compare.grid import build_sequences
-from compare.summary import agreement_maps, compute_all, task_panels
+from compare.breakdowns import agreement_maps, task_panels
+from compare.summary import compute_all
 from compare_stand_ins import NoisyModel
 
 P = 5
