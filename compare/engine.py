@@ -33,7 +33,7 @@ kl_/ce_/tv_<reference>  for references with distributions (when the subject has 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +47,9 @@ from compare.grid import task_splits
 __all__ = [
     "Comparison",
     "run_comparison",
+    "iter_comparison",
+    "ComparisonStream",
+    "CHUNK_CELLS",
     "cell_dtype",
     "PROB_FLOOR",
     "SPLITS",
@@ -63,6 +66,8 @@ INPUT_SPLITS = ("train", "test")
 DIST_METRICS = ("kl", "ce", "tv")
 #: Elements (tasks x queries x residues) per chunk of one distribution array.
 _CHUNK_ELEMENTS = 1 << 21
+#: Cells (tasks x sequences x k x queries) of one chunk of tasks held at once.
+CHUNK_CELLS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,28 @@ def _check_prediction(name: str, pred: np.ndarray, probs: np.ndarray | None, n: 
         raise ValueError(f"predictor {name!r}: probabilities of shape {probs.shape}, expected {(n, q, p)}")
 
 
-def run_comparison(
+@dataclass
+class ComparisonStream:
+    """A comparison yielded task by task: iterate for ``(task index, that task's cells)`` in
+    task order (columns as in the module docstring). ``timings`` (seconds per predictor and
+    for the distance metrics) grow as it runs. Memory is bounded by one chunk of tasks'
+    compact predictions (at most about :data:`CHUNK_CELLS` cells), whatever the number of tasks."""
+
+    subject: str
+    references: tuple[str, ...]
+    distributions: tuple[str, ...]
+    p: int
+    ks: tuple[int, ...]
+    tasks: np.ndarray
+    sequences: np.ndarray
+    timings: dict[str, float]
+    _blocks: Iterator[tuple[int, pd.DataFrame]] = field(repr=False)
+
+    def __iter__(self) -> Iterator[tuple[int, pd.DataFrame]]:
+        return self._blocks
+
+
+def iter_comparison(
     setting: TaskSetting,
     tasks: np.ndarray,
     sequences: np.ndarray,
@@ -115,7 +141,7 @@ def run_comparison(
     chunk_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     label_offsets: np.ndarray | None = None,
-) -> Comparison:
+) -> ComparisonStream:
     """Run ``subject`` and ``references`` over every (task, sequence, k) prefix and every query.
 
     tasks (n_tasks, 2); sequences (n_seq, k_max, 2) example inputs; ks the k values
@@ -123,17 +149,19 @@ def run_comparison(
     progress bar; the engine prints nothing). ``label_offsets`` (n_tasks, n_seq, k_max),
     0 where a label is clean, adds that much mod p to the in-context labels (label noise,
     :mod:`compare.noise`); the cells' ``z_true`` stays the task's answer and a column
-    ``n_wrong`` counts the corrupted labels among the first k. Returns a :class:`Comparison`.
+    ``n_wrong`` counts the corrupted labels among the first k. ``chunk_size`` fixes the
+    tasks per predictor call (default: as many as :data:`CHUNK_CELLS` allows). Inputs are
+    checked here, before anything runs; the work happens as the stream is iterated.
     """
     p = setting.p
     tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
     sequences = np.asarray(sequences, dtype=np.int64)
     ks = tuple(int(k) for k in ks)
-    predictors = [subject, *references]
-    names = [pr.name for pr in predictors]
+    references = list(references)
+    names = [pr.name for pr in (subject, *references)]
     if len(set(names)) != len(names):
         raise ValueError(f"predictor names must be distinct, got {names}")
-    for pr in predictors:
+    for pr in (subject, *references):
         if pr.p != p:
             raise ValueError(f"predictor {pr.name!r} is for p={pr.p}, the setting has p={p}")
     if tasks.shape[0] == 0:
@@ -154,26 +182,47 @@ def run_comparison(
         if label_offsets.shape != (tasks.shape[0], *sequences.shape[:2]):
             raise ValueError(f"label_offsets: expected shape {(tasks.shape[0], *sequences.shape[:2])}, "
                              f"got {label_offsets.shape}")
+    timings = {nm: 0.0 for nm in names}
+    timings["metrics"] = 0.0
+    blocks = _stream(setting, tasks, sequences, ks, subject, references, names, chunk_size, progress,
+                     label_offsets, timings)
+    dists = tuple(r.name for r in references if r.gives_distribution) if subject.gives_distribution else ()
+    return ComparisonStream(subject.name, tuple(r.name for r in references), dists, p, ks, tasks, sequences,
+                            timings, blocks)
 
+
+def run_comparison(setting: TaskSetting, tasks: np.ndarray, sequences: np.ndarray, ks: Sequence[int],
+                   subject: Predictor, references: Sequence[Predictor], **kwargs) -> Comparison:
+    """:func:`iter_comparison` gathered into one per-cell table (for runs that fit in memory);
+    keyword arguments as there."""
+    stream = iter_comparison(setting, tasks, sequences, ks, subject, references, **kwargs)
+    frames = [cells for _, cells in stream]
+    cells = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return Comparison(cells, stream.subject, stream.references, stream.distributions, stream.p, stream.ks,
+                      stream.tasks, stream.sequences, stream.timings)
+
+
+def _stream(setting, tasks, sequences, ks, subject, references, names, chunk_size, progress, label_offsets,
+            timings) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield (task index, that task's cells) in task order; see :func:`iter_comparison`."""
+    p = setting.p
+    predictors = [subject, *references]
     grid = query_grid(p)  # (q, 2), index x*p + y
     q = grid.shape[0]
     n_t, n_s, n_k = tasks.shape[0], sequences.shape[0], len(ks)
     small = cell_dtype(p)
     with_dist = bool(subject.gives_distribution)
     dist_refs = [r for r in references if r.gives_distribution] if with_dist else []
-
-    shape = (n_t, n_s, n_k, q)
-    pred = {nm: np.empty(shape, dtype=small) for nm in names}
-    p_true = np.full(shape, np.nan, dtype=np.float32)
-    metrics = {(m, r.name): np.full(shape, np.nan, dtype=np.float32) for r in dist_refs for m in DIST_METRICS}
-    timings = {nm: 0.0 for nm in names}
-    timings["metrics"] = 0.0
-
-    chunk = chunk_size or max(1, _CHUNK_ELEMENTS // (q * p))
+    # tasks per chunk: bounded by the distribution arrays of one call and by the cells held
+    chunk = chunk_size or max(1, min(_CHUNK_ELEMENTS // (q * p), CHUNK_CELLS // (n_s * n_k * q)))
     for i0 in range(0, n_t, chunk):
         sl = slice(i0, min(i0 + chunk, n_t))
         ctasks = tasks[sl]
         n = ctasks.shape[0]
+        shape = (n, n_s, n_k, q)
+        pred = {nm: np.empty(shape, dtype=small) for nm in names}
+        p_true = np.full(shape, np.nan, dtype=np.float32)
+        metrics = {(m, r.name): np.full(shape, np.nan, dtype=np.float32) for r in dist_refs for m in DIST_METRICS}
         z = task_labels(p, ctasks, grid)  # (n, q)
         for s in range(n_s):
             for ki, k in enumerate(ks):
@@ -188,37 +237,31 @@ def run_comparison(
                     pp = np.asarray(out.pred)
                     probs = None if out.probs is None else np.asarray(out.probs)
                     _check_prediction(pr.name, pp, probs, n, q, p)
-                    pred[pr.name][sl, s, ki] = pp
+                    pred[pr.name][:, s, ki] = pp
                     t0 = time.perf_counter()
                     if pr is subject and probs is not None:
                         subj_probs = probs.astype(np.float32, copy=False)
-                        p_true[sl, s, ki] = np.take_along_axis(subj_probs, z[..., None], axis=-1)[..., 0]
+                        p_true[:, s, ki] = np.take_along_axis(subj_probs, z[..., None], axis=-1)[..., 0]
                         # entropy of the subject, reused by every reference's KL
                         subj_entropy = _entropy(subj_probs)
                     elif subj_probs is not None and pr.gives_distribution and probs is not None:
                         kl, ce, tv = _distances(subj_probs, subj_entropy, probs)
-                        metrics[("kl", pr.name)][sl, s, ki] = kl
-                        metrics[("ce", pr.name)][sl, s, ki] = ce
-                        metrics[("tv", pr.name)][sl, s, ki] = tv
+                        metrics[("kl", pr.name)][:, s, ki] = kl
+                        metrics[("ce", pr.name)][:, s, ki] = ce
+                        metrics[("tv", pr.name)][:, s, ki] = tv
                     timings["metrics"] += time.perf_counter() - t0
                 if progress is not None:
                     progress(n)
-
-    cells = _assemble(setting, tasks, ks, grid, shape, small, pred, p_true, metrics, subject.name, names, dist_refs)
-    if label_offsets is not None:
-        wrong = np.stack([(label_offsets[..., :k] != 0).sum(-1) for k in ks], axis=-1)  # (n_t, n_s, n_k)
-        cells["n_wrong"] = np.broadcast_to(wrong[..., None], shape).reshape(-1).astype(np.int16)
-    return Comparison(
-        cells=cells,
-        subject=subject.name,
-        references=tuple(r.name for r in references),
-        distributions=tuple(r.name for r in dist_refs),
-        p=p,
-        ks=ks,
-        tasks=tasks,
-        sequences=sequences,
-        timings=timings,
-    )
+        for j in range(n):
+            one = slice(j, j + 1)
+            cells = _assemble(setting, ctasks[one], ks, grid, (1, n_s, n_k, q), small,
+                              {nm: a[one] for nm, a in pred.items()}, p_true[one],
+                              {key: a[one] for key, a in metrics.items()}, subject.name, names, dist_refs)
+            if label_offsets is not None:
+                off = label_offsets[i0 + j]  # (n_s, k_max)
+                wrong = np.stack([(off[:, :k] != 0).sum(-1) for k in ks], axis=-1)  # (n_s, n_k)
+                cells["n_wrong"] = np.broadcast_to(wrong[..., None], (n_s, n_k, q)).reshape(-1).astype(np.int16)
+            yield i0 + j, cells
 
 
 def _entropy(m: np.ndarray) -> np.ndarray:
