@@ -40,6 +40,7 @@ __all__ = [
     "map_counts",
     "aggregate",
     "merge",
+    "Accumulator",
     "NONE",
     "ABSTAINED",
 ]
@@ -318,3 +319,44 @@ def merge(parts: Sequence[Aggregates]) -> Aggregates:
     maps = MapCounts(m.p, m.ks, m.predictors, np.sum([a.maps.n for a in parts], axis=0),
                      np.sum([a.maps.hits for a in parts], axis=0))
     return Aggregates(s, at, maps, first.subject, first.references)
+
+
+class Accumulator:
+    """Aggregates of a run collected task by task, in any order, and merged in task order.
+
+    Per task it keeps the unit sums and attribution counts (a few kB); the maps, which
+    are as large for one task as for all, are summed as they come, so memory grows with
+    the number of (task, sequence) units only.
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[int, Aggregates] = {}
+        self._maps: MapCounts | None = None
+
+    def __contains__(self, index: int) -> bool:
+        return index in self._parts
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def add(self, index: int, agg: Aggregates) -> None:
+        """Add the aggregates of the task with this index in the run's task order."""
+        if index in self._parts:
+            raise ValueError(f"task {index} was added twice")
+        m = agg.maps
+        if self._maps is None:
+            self._maps = MapCounts(m.p, m.ks, m.predictors, m.n.copy(), m.hits.copy())
+        else:
+            if m.predictors != self._maps.predictors or not np.array_equal(m.ks, self._maps.ks):
+                raise ValueError("aggregates of different comparisons cannot be accumulated")
+            np.add(self._maps.n, m.n, out=self._maps.n)
+            np.add(self._maps.hits, m.hits, out=self._maps.hits)
+        empty = MapCounts(m.p, m.ks, m.predictors, m.n[:0], m.hits[:0])
+        self._parts[index] = Aggregates(agg.sums, agg.attribution, empty, agg.subject, agg.references)
+
+    def result(self) -> Aggregates:
+        """The aggregates of every task added, units in task order."""
+        if not self._parts:
+            raise ValueError("no tasks were added")
+        merged = merge([self._parts[i] for i in sorted(self._parts)])
+        return Aggregates(merged.sums, merged.attribution, self._maps, merged.subject, merged.references)

@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_input_arguments(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/<checkpoint name>/)")
     p.add_argument("--csv", action="store_true", help="also write cells.csv")
+    p.add_argument("--shard", metavar="I/N",
+                   help="compute tasks I, I+N, I+2N, ... only (default: from torchrun's RANK/WORLD_SIZE or a "
+                   "SLURM array's SLURM_ARRAY_TASK_ID/COUNT, else every task)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output folder made by a different configuration (default: refuse; a folder "
+                   "of the same configuration is resumed)")
     p.add_argument("--grid-tasks", metavar="SPEC", help='more tasks drawn as grid figures, "a,b;a,b" (added to the default 3 i.d. + 3 o.o.d.)')
     p.add_argument("--grid-algorithms", metavar="NAMES",
                    help="algorithms in the grid figures (default ratio_matching,modular_regression)")
@@ -67,7 +73,10 @@ def add_input_arguments(p: argparse.ArgumentParser, default_threads: int | None 
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--solvers", metavar="NAMES", help="comma-separated reference solvers (default: all)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--batch-size", type=int, default=64, help="prefixes per model batch (default 64)")
+    p.add_argument("--batch-size", default="auto", metavar="N|auto",
+                   help="prefixes per model batch (default auto: sized from the model, k and the device's memory)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto (default): bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--threads", type=int, default=default_threads,
                    help="torch CPU threads (default: " + (str(default_threads) if default_threads else "torch's choice") + ")")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -99,8 +108,7 @@ def read_inputs(args: argparse.Namespace) -> RunInputs:
         raise UsageError(f"--sequences must be >= 0, got {args.sequences}")
     if args.n_boot < 0:
         raise UsageError(f"--n-boot must be >= 0, got {args.n_boot}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    args.batch_size = parse_batch_size(args.batch_size)
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
 
@@ -155,6 +163,19 @@ def run_manifest(args: argparse.Namespace, inputs: RunInputs, tool: str = "compa
     }
 
 
+def parse_batch_size(spec) -> int | None:
+    """``--batch-size``: None for auto, else a positive integer."""
+    if spec is None or str(spec).strip().lower() == "auto":
+        return None
+    try:
+        n = int(spec)
+    except ValueError:
+        raise UsageError(f"--batch-size must be a positive integer or auto, got {spec!r}") from None
+    if n < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {n}")
+    return n
+
+
 def checkpoint_block(spec: str, path: Path, ckpt) -> dict:
     """What a manifest says of the checkpoint it was computed from."""
     return {"spec": spec, "path": str(Path(path).resolve()), "name": ckpt.name, "sha256": ckpt.sha256,
@@ -183,10 +204,12 @@ def _names(spec: str | None, flag: str) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     from compare.grid import parse_task_list
+    from compare.run_folder import resolve_shard
 
     # -- inputs that need no checkpoint
     grid_tasks = parse_task_list(args.grid_tasks) if args.grid_tasks else None
     grid_algorithms = _names(args.grid_algorithms, "--grid-algorithms")
+    shard = resolve_shard(args.shard)
     inputs = read_inputs(args)
     ckpt, tasks, sequences, ks, references = inputs.ckpt, inputs.tasks, inputs.sequences, inputs.ks, inputs.references
     setting = ckpt.setting
@@ -202,60 +225,111 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"--grid-tasks: task ({missing[0][0]},{missing[0][1]}) is not among the tasks run")
     offsets, noise = _label_noise(args, inputs)
-    subject = _model_predictor(ckpt, args.device, args.batch_size)
-    out = Path(args.out) if args.out else Path("reports") / ckpt.name
+    if noise is not None and shard.count > 1:
+        raise UsageError("--label-noise runs in one process (its sweeps need every task); drop --shard")
+    subject = _model_predictor(ckpt, args.device, args.batch_size, args.precision)
+    out = (Path(args.out) if args.out else Path("reports") / ckpt.name).expanduser().absolute()
 
-    # -- run and write, all or nothing
     from tqdm import tqdm
 
-    from compare import report, run_report
-    from compare.engine import PROB_FLOOR, run_comparison
-    from compare.summary import compute_all
+    from compare import cells_store, run_folder, run_report
+    from compare.aggregates import Accumulator, aggregate
+    from compare.engine import PROB_FLOOR, iter_comparison
 
-    total = len(tasks) * len(sequences) * len(ks)
-    with report.atomic_output_dir(out) as tmp:
+    refs = [r.name for r in references]
+    config = {
+        "checkpoint_sha256": ckpt.sha256,
+        "setting_fingerprint": setting.fingerprint(),
+        "tasks": tasks.tolist(),
+        "sequences": sequences.tolist(),
+        "ks": list(ks),
+        "subject": subject.name,
+        "solvers": refs,
+        "label_offsets": None if offsets is None else cells_store.array_digest(offsets),
+    }
+    chash = cells_store.config_hash(config)
+    manifest = {
+        **run_manifest(args, inputs),
+        "subject": subject.name,
+        "references": refs,
+        "distribution_references": [r.name for r in references if r.gives_distribution],
+        "prob_floor": PROB_FLOOR,
+        "device": str(subject.device),
+        "batch_prefixes": subject.batch_prefixes,
+        "tasks": tasks.tolist(),
+        "cells_layout": run_report.cells_layout(),
+        "config_hash": chash,
+    }
+    if noise is not None:
+        manifest["label_noise"] = noise
+    resumed = run_folder.prepare_folder(out, manifest, overwrite=args.overwrite)
+
+    # -- this shard's tasks not yet on disk, streamed one task file at a time
+    mine = shard.select(len(tasks))
+    todo = [int(i) for i in mine if not cells_store.task_done(out, tasks[i], chash)]
+    acc = Accumulator()
+    rows = cells_store.row_group_rows(len(ks), p)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    if todo:
+        with tqdm(total=len(todo) * len(sequences) * len(ks), unit="prefix", desc=f"compare run {shard}",
+                  file=sys.stderr, disable=args.quiet, dynamic_ncols=True, leave=False) as bar:
+            stream = iter_comparison(setting, tasks[todo], sequences, ks, subject, references, progress=bar.update,
+                                     label_offsets=None if offsets is None else offsets[todo])
+            timings = stream.timings
+            for j, cells in stream:
+                cells_store.write_task(out, cells, chash, rows)
+                acc.add(todo[j], aggregate(cells, p, subject.name, refs, ks))
+    t_engine = time.perf_counter() - t0
+    where = f"{len(todo)} task(s) computed" + (f", {len(mine) - len(todo)} already there" if len(mine) > len(todo) else "")
+    missing = run_folder.missing_tasks(out, tasks, chash)
+    if missing:
+        print(f"{out}: shard {shard} done ({where}); {len(missing)} of {len(tasks)} tasks still to come: the last "
+              f"shard to finish writes the report, or run `compare report {out}` once they are all there")
+        return 0
+
+    # -- every task is there: summaries and report, by one process
+    with run_folder.report_lock(out) as writer:
+        if not writer:
+            print(f"{out}: shard {shard} done ({where}); another process is writing the report")
+            return 0
         t0 = time.perf_counter()
-        with tqdm(total=total, unit="prefix", desc="compare run", file=sys.stderr, disable=args.quiet,
-                  dynamic_ncols=True, leave=False) as bar:
-            result = run_comparison(setting, tasks, sequences, ks, subject, references, progress=bar.update,
-                                    label_offsets=offsets)
-        t_engine = time.perf_counter() - t0
-        if noise is not None:
-            _noise_sweeps(tmp, setting, inputs, subject, noise, args.seed)
+        acc = run_folder.folder_aggregates(out, tasks, p, subject.name, refs, ks, acc)
+        agg = acc.result()
+        t_read = time.perf_counter() - t0
+        final = dict(run_folder.read_manifest(out), n_cells=agg.n_cells, status="complete")
+
+        def extra(tmp: Path) -> None:
+            if noise is not None:
+                _noise_sweeps(tmp, setting, inputs, subject, noise, args.seed)
+
         t0 = time.perf_counter()
-        tables = compute_all(result.cells, p, result.subject, list(result.references), n_boot=args.n_boot, seed=args.seed)
-        t_summary = time.perf_counter() - t0
-        manifest = {
-            **run_manifest(args, inputs),
-            "subject": result.subject,
-            "references": list(result.references),
-            "distribution_references": list(result.distributions),
-            "prob_floor": PROB_FLOOR,
-            "device": str(subject.device),
-            "n_cells": int(len(result.cells)),
-        }
-        if noise is not None:
-            manifest["label_noise"] = noise
-        t0 = time.perf_counter()
-        report.write_cells(tmp, result.cells, csv=args.csv)
-        figures = run_report.write_report(tmp, result.cells, manifest, tables, grid_tasks=grid_tasks,
-                                      grid_algorithms=grid_algorithms)
+        figures = run_folder.write_run_report(
+            out, final, agg, n_boot=args.n_boot, seed=args.seed,
+            load_task=lambda a, b: cells_store.read_task(out, (a, b)),
+            tasks_in_order=run_folder.task_order_of(final, tasks), grid_tasks=grid_tasks,
+            grid_algorithms=grid_algorithms, extra=extra)
+        if args.csv:
+            run_folder.write_cells_csv(out, tasks)
         t_report = time.perf_counter() - t0
-        solver_time = sum(v for k, v in result.timings.items() if k in result.references)
-        manifest["timings"] = {
-            "model_inference_seconds": round(result.timings.get(result.subject, 0.0), 3),
+        solver_time = sum(v for k, v in timings.items() if k in refs)
+        model_time = timings.get(subject.name, 0.0)
+        final["timings"] = {
+            "note": "this process: " + where + (" (resumed)" if resumed else ""),
+            "model_inference_seconds": round(model_time, 3),
             "solvers_seconds": round(solver_time, 3),
-            "solvers_each_seconds": {k: round(result.timings[k], 3) for k in result.references},
-            "engine_other_seconds": round(t_engine - result.timings.get(result.subject, 0.0) - solver_time, 3),
-            "summaries_seconds": round(t_summary, 3),
+            "solvers_each_seconds": {k: round(timings.get(k, 0.0), 3) for k in refs},
+            "engine_other_seconds": round(t_engine - model_time - solver_time, 3),
+            "aggregates_read_seconds": round(t_read, 3),
             "report_seconds": round(t_report, 3),
             "total_seconds": round(time.perf_counter() - t_start, 3),
         }
-        report.write_manifest(tmp, manifest)
-    final = out.expanduser().absolute()
-    print(f"wrote {final}: {len(result.cells):,} cells, {len(tasks)} tasks x {len(sequences)} sequence(s) x "
-          f"{len(ks)} k, {len(figures)} figures ({time.perf_counter() - t_start:.1f} s)")
-    print(f"  open {final / 'report.html'}")
+        from compare import report
+
+        report.replace_manifest(out, final)
+    print(f"wrote {out}: {agg.n_cells:,} cells, {len(tasks)} tasks x {len(sequences)} sequence(s) x "
+          f"{len(ks)} k ({where}), {len(figures)} figures ({time.perf_counter() - t_start:.1f} s)")
+    print(f"  open {out / 'report.html'}")
     return 0
 
 
@@ -320,12 +394,12 @@ def _sequences_note(args: argparse.Namespace) -> str:
     return "; ".join(parts)
 
 
-def _model_predictor(ckpt, device: str, batch_size: int):
+def _model_predictor(ckpt, device: str, batch_size: int | None, precision: str = "auto"):
     from model.checkpoint import CheckpointError
     from model.predictor import ModelPredictor
 
     try:
-        return ModelPredictor(ckpt, device=device, batch_prefixes=batch_size)
+        return ModelPredictor(ckpt, device=device, batch_prefixes=batch_size, precision=precision)
     except (RuntimeError, KeyError, TypeError) as exc:  # weights that do not fit the config
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"{ckpt.path}: weights do not fit the model ({first[:200]})") from None

@@ -40,9 +40,14 @@ from compare.errors import UsageError
 __all__ = [
     "atomic_output_dir",
     "remove_stale",
+    "process_alive",
     "write_cells",
     "write_manifest",
+    "write_manifest_to",
+    "replace_manifest",
+    "make_temp_dir",
     "read_run",
+    "read_manifest_of",
     "write_pages",
     "copy_run_files",
     "atomic_write_text",
@@ -94,7 +99,7 @@ def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
         for d in reversed(missing):
             d.mkdir()
             created.append(d)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+        tmp = make_temp_dir(target)
     except OSError as exc:
         _remove_created(created)
         raise UsageError(f"cannot create output folder {target}: {exc.strerror or exc}") from None
@@ -107,7 +112,8 @@ def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a temporary file's writer)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -136,7 +142,7 @@ def remove_stale(target: Path, legacy_age_s: float = 3600.0) -> list[Path]:
             continue
         kind, pid = m.group(1), m.group(2)
         if pid is not None:
-            if _alive(int(pid)):
+            if process_alive(int(pid)):
                 continue
         elif time.time() - path.stat().st_mtime < legacy_age_s:
             continue
@@ -146,6 +152,11 @@ def remove_stale(target: Path, legacy_age_s: float = 3600.0) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
         done.append(path)
     return done
+
+
+def make_temp_dir(target: Path) -> Path:
+    """A fresh hidden folder beside ``target`` named for this process (see :func:`remove_stale`)."""
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
 
 
 def _remove_created(created: list[Path]) -> None:
@@ -185,9 +196,25 @@ def write_cells(folder: Path, cells: pd.DataFrame, *, csv: bool = False) -> None
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
-    with open(folder / MANIFEST, "w", encoding="utf-8") as fh:
+    write_manifest_to(folder / MANIFEST, manifest)
+
+
+def write_manifest_to(path: Path, manifest: dict) -> None:
+    """A manifest as indented JSON at ``path`` (numpy values and paths made plain)."""
+    with open(path, "w", encoding="utf-8") as fh:
         json.dump(_jsonable(manifest), fh, indent=1)
         fh.write("\n")
+
+
+def replace_manifest(folder: Path, manifest: dict) -> None:
+    """Rewrite a folder's manifest atomically (temporary file, then rename)."""
+    tmp = Path(folder) / f".{MANIFEST}.tmp-{os.getpid()}"
+    try:
+        write_manifest_to(tmp, manifest)
+        os.replace(tmp, Path(folder) / MANIFEST)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _jsonable(obj):
@@ -206,14 +233,13 @@ def _jsonable(obj):
     return obj
 
 
-def read_run(folder: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
-    """Load ``cells.parquet`` and ``manifest.json`` from a run folder (ValueError if unusable)."""
+def read_manifest_of(folder: str | os.PathLike) -> dict:
+    """A run folder's ``manifest.json`` (UsageError with one line if missing or unusable)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder")
-    for name in (CELLS, MANIFEST):
-        if not (folder / name).is_file():
-            raise UsageError(f"{folder} has no {name} (not a compare run folder)")
+    if not (folder / MANIFEST).is_file():
+        raise UsageError(f"{folder} has no {MANIFEST} (not a compare run folder)")
     try:
         with open(folder / MANIFEST, encoding="utf-8") as fh:
             manifest = json.load(fh)
@@ -221,6 +247,19 @@ def read_run(folder: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
         raise UsageError(f"{folder / MANIFEST} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict) or "p" not in manifest or "ks" not in manifest:
         raise UsageError(f"{folder / MANIFEST} is not a compare manifest (no p or ks)")
+    return manifest
+
+
+def read_run(folder: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """Load ``cells.parquet`` and ``manifest.json`` from a run folder of the single-file
+    layout (UsageError if unusable)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    for name in (CELLS, MANIFEST):
+        if not (folder / name).is_file():
+            raise UsageError(f"{folder} has no {name} (not a compare run folder)")
+    manifest = read_manifest_of(folder)
     try:
         cells = pd.read_parquet(folder / CELLS, engine="pyarrow")
     except Exception as exc:  # pyarrow raises its own error types for corrupt files

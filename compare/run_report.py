@@ -1,7 +1,7 @@
 """The report of a comparison run (``compare run``, ``compare report``): tables, figures, pages."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,7 @@ import pandas as pd
 from compare.errors import UsageError
 from compare.report import NOISE_LEVELS, NOISE_POSITIONS, write_pages
 
-__all__ = ["write_report", "default_grid_tasks", "FIGURE_PREDICTORS", "GRID_ALGORITHMS", "NOISE_TOLERANT"]
+__all__ = ["write_report", "write_cells_report", "default_grid_tasks", "task_order", "FIGURE_PREDICTORS", "GRID_ALGORITHMS", "NOISE_TOLERANT"]
 
 #: References drawn in the aggregate heatmaps and curves when present (the majority
 #: variants equal their base solver on clean labels and are left to the tables).
@@ -27,24 +27,30 @@ GRID_ALGORITHMS = ("ratio_matching", "modular_regression")
 
 
 # ---------------------------------------------------------------------- report
-def default_grid_tasks(cells: pd.DataFrame, per_split: int = 3) -> list[tuple[str, int, int]]:
-    """A few tasks of each split, evenly spaced through the run's task order."""
-    first = cells.drop_duplicates(["task_a", "task_b"])[["split", "task_a", "task_b"]]
+def default_grid_tasks(task_order: Sequence[tuple[str, int, int]], per_split: int = 3) -> list[tuple[str, int, int]]:
+    """A few tasks of each split, evenly spaced through the run's task order ((split, a, b) each)."""
     out = []
     for split in ("id", "ood"):
-        sub = first[first["split"].astype(str) == split]
-        if sub.empty:
+        sub = [t for t in task_order if t[0] == split]
+        if not sub:
             continue
         idx = np.unique(np.linspace(0, len(sub) - 1, min(per_split, len(sub))).round().astype(int))
-        out += [(split, int(a), int(b)) for a, b in sub[["task_a", "task_b"]].to_numpy()[idx]]
+        out += [(split, int(sub[i][1]), int(sub[i][2])) for i in idx]
     return out
+
+
+def task_order(cells: pd.DataFrame) -> list[tuple[str, int, int]]:
+    """(split, a, b) of each task of a per-cell table, in the order the tasks appear."""
+    first = cells.drop_duplicates(["task_a", "task_b"])
+    return [(str(s), int(a), int(b)) for s, a, b in first[["split", "task_a", "task_b"]].itertuples(index=False)]
 
 
 def write_report(
     folder: Path,
-    cells: pd.DataFrame,
     manifest: dict,
     tables,
+    load_task: Callable[[int, int], pd.DataFrame],
+    tasks_in_order: Sequence[tuple[str, int, int]],
     *,
     grid_tasks: Sequence[tuple[int, int]] | None = None,
     grid_algorithms: Sequence[str] | None = None,
@@ -52,7 +58,9 @@ def write_report(
 ) -> list[str]:
     """Write summary.csv, attribution.csv, every figure, report.md and report.html.
 
-    ``tables`` is :class:`compare.summary.Summaries`. Returns the figure file names.
+    ``tables`` is :class:`compare.summary.Summaries`; ``load_task(a, b)`` returns one
+    task's cells (only the grid figures' tasks are read); ``tasks_in_order`` lists (split,
+    a, b) in the run's task order. Returns the figure file names.
     """
     import matplotlib
 
@@ -60,12 +68,11 @@ def write_report(
     import matplotlib.pyplot as plt
 
     from compare import plots
-    from compare.engine import reference_names
     from compare.breakdowns import task_panels
 
     p = int(manifest["p"])
     subject = manifest.get("subject", "model")
-    refs = reference_names(cells, subject)
+    refs = [r for r in dict.fromkeys(tables.summary["predictor"]) if r != subject]
     shown = FIGURE_PREDICTORS + (NOISE_TOLERANT if manifest.get("label_noise") else ())
     fig_refs = [r for r in shown if r in refs] or refs
     algos = [a for a in (grid_algorithms or GRID_ALGORITHMS) if a in refs] or refs[:2]
@@ -107,17 +114,17 @@ def write_report(
         save(axes[0, 0].figure, f"agreement_{split}.png",
              f"{_split_name(split)}: per cell (x right, y up) and k, the share of tasks where the model agrees with each algorithm (top row: model accuracy)")
 
-    chosen = default_grid_tasks(cells)  # --grid-tasks adds to these, so a rebuild never loses a figure
+    chosen = default_grid_tasks(tasks_in_order)  # --grid-tasks adds to these, so a rebuild never loses a figure
     if grid_tasks:
-        split_of = cells.drop_duplicates(["task_a", "task_b"]).set_index(["task_a", "task_b"])["split"].astype(str)
+        split_of = {(a, b): s for s, a, b in tasks_in_order}
         for a, b in grid_tasks:
-            if (a, b) not in split_of.index:
+            if (a, b) not in split_of:
                 raise UsageError(f"--grid-tasks: task ({a},{b}) is not in this run")
-            if (split_of.loc[(a, b)], int(a), int(b)) not in chosen:
-                chosen.append((split_of.loc[(a, b)], int(a), int(b)))
+            if (split_of[(a, b)], int(a), int(b)) not in chosen:
+                chosen.append((split_of[(a, b)], int(a), int(b)))
     seq = np.asarray(sequences[grid_sequence]) if len(sequences) > grid_sequence else None
     for split, a, b in chosen:
-        panels = task_panels(cells, p, (a, b), grid_sequence, subject, algos)
+        panels = task_panels(load_task(a, b), p, (a, b), grid_sequence, subject, algos)
         axes = plots.plot_task_grid(panels, seq, title=f"task ({a}, {b}), {_split_name(split)}, sequence {grid_sequence}")
         save(axes[0, 0].figure, f"grid_{split}_{a}_{b}.png", f"Task ({a}, {b}) ({_split_name(split)}): k-shot grid")
 
@@ -250,6 +257,17 @@ def _task_rows(tasks: pd.DataFrame, subject: str, n: int = 10) -> tuple[list[str
     return header, rows, note
 
 
+def _cells_link(manifest: dict) -> str:
+    if manifest.get("cells_layout") == cells_layout():
+        return "[cells/](cells/) (one Parquet file per task)"
+    return "[cells.parquet](cells.parquet)"
+
+
+def cells_layout() -> str:
+    """The manifest's name of the per-task cell dataset (compare.cells_store)."""
+    return "cells/task-<a>-<b>.parquet"
+
+
 def _write_pages(folder: Path, manifest: dict, tables, tasks: pd.DataFrame, figures, subject: str,
                  refs: Sequence[str]) -> None:
     header, rows = _headline_rows(tables, subject, refs)
@@ -259,7 +277,7 @@ def _write_pages(folder: Path, manifest: dict, tables, tasks: pd.DataFrame, figu
         "Agreement: share of an algorithm's answers equal to the model's answer; coverage: share of "
         "cells (x, y) it answers; unexplained: share of model answers (right or wrong) that no reference "
         "algorithm gives. Full table with intervals: [summary.csv](summary.csv); attribution: "
-        "[attribution.csv](attribution.csv); every cell: [cells.parquet](cells.parquet)."
+        "[attribution.csv](attribution.csv); every cell: " + _cells_link(manifest) + "."
     )
     sections = [("Headline", header, rows, note)]
     per_seq = _sequence_rows(tables, subject)
@@ -268,3 +286,11 @@ def _write_pages(folder: Path, manifest: dict, tables, tasks: pd.DataFrame, figu
     sections.append(("Hardest tasks", *_task_rows(tasks, subject)))
     write_pages(folder, title, about, sections, figures)
 
+
+
+def write_cells_report(folder: Path, cells: pd.DataFrame, manifest: dict, tables, **kwargs) -> list[str]:
+    """:func:`write_report` for a per-cell table held in memory (keyword arguments as there)."""
+    def load_task(a: int, b: int) -> pd.DataFrame:
+        return cells[(cells["task_a"].to_numpy() == a) & (cells["task_b"].to_numpy() == b)]
+
+    return write_report(folder, manifest, tables, load_task, task_order(cells), **kwargs)

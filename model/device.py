@@ -17,14 +17,22 @@ __all__ = ["pick_device", "autocast", "DistInfo", "init_distributed", "shutdown_
 
 
 def pick_device(spec: str = "auto") -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cpu'; 'cuda' or 'cuda:N' (error if absent)."""
+    """'auto' -> cuda when available else cpu; 'cpu'; 'cuda' or 'cuda:N' (error if absent).
+
+    Under ``torchrun`` (LOCAL_RANK set) 'auto' and 'cuda' mean this process's own GPU,
+    ``cuda:LOCAL_RANK``: one GPU per process.
+    """
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        spec = "cuda"
     if spec == "cpu":
         return torch.device("cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError(f"--device {spec}: CUDA is not available on this machine")
+        if spec == "cuda" and "LOCAL_RANK" in os.environ:
+            return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         return torch.device(spec)
     raise ValueError(f"unknown device {spec!r} (use auto, cpu or cuda)")
 

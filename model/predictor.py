@@ -48,9 +48,22 @@ class GridStage(NamedTuple):
     x_counts: torch.Tensor | None
 
 
+#: Activation memory one grid batch may take: on CPU a fixed budget (bigger batches do not
+#: run faster there), on CUDA this share of the memory free when the predictor is built.
+CPU_BATCH_BYTES = 64 << 20
+CUDA_BATCH_SHARE = 0.25
+#: On CPU, auto batches hold at most this many prefixes (the measured default before auto).
+CPU_MAX_PREFIXES = 64
+
+
 class ModelPredictor(Predictor):
     """Predictions of a trained checkpoint. ``batch_prefixes`` bounds memory per call.
 
+    ``batch_prefixes=None`` (auto) sizes each batch from the model and the device: the
+    prefixes whose activations (about 4 bytes x queries x (12 d_model + 2 heads x (3k + 2))
+    each) fit :data:`CPU_BATCH_BYTES` on CPU (at most :data:`CPU_MAX_PREFIXES`), or
+    :data:`CUDA_BATCH_SHARE` of the free GPU memory. ``precision`` ``auto`` is bf16 autocast
+    on CUDA and fp32 on CPU (:func:`model.device.autocast`).
     ``net`` shares an already built network of this checkpoint (on ``device``) instead of
     building one, e.g. between the ablated copies of one model.
     """
@@ -58,13 +71,17 @@ class ModelPredictor(Predictor):
     name = "model"
     gives_distribution = True
 
-    def __init__(self, ckpt: Checkpoint, device: str = "auto", batch_prefixes: int = 64, precision: str = "fp32",
-                 net: GPT | None = None) -> None:
+    def __init__(self, ckpt: Checkpoint, device: str = "auto", batch_prefixes: int | None = 64,
+                 precision: str = "fp32", net: GPT | None = None) -> None:
         super().__init__(ckpt.model_config.p)
         self.ckpt = ckpt
         self.device = pick_device(device)
         self.net: GPT = ckpt.build_model(self.device) if net is None else net
-        self.batch_prefixes = int(batch_prefixes)
+        self.batch_prefixes = None if batch_prefixes is None else int(batch_prefixes)
+        self._budget = CPU_BATCH_BYTES
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            self._budget = int(free * CUDA_BATCH_SHARE)
         self.precision = precision
         self.max_k = ckpt.max_k
 
@@ -90,10 +107,20 @@ class ModelPredictor(Predictor):
         ex, q = check_examples(self.p, examples, queries)
         self._check_k(ex.shape[1])
         probs = np.empty((ex.shape[0], q.shape[0], self.p), dtype=np.float32)
-        for start in range(0, ex.shape[0], self.batch_prefixes):
-            chunk = ex[start : start + self.batch_prefixes]
+        step = self.batch_for(ex.shape[1], q.shape[0])
+        for start in range(0, ex.shape[0], step):
+            chunk = ex[start : start + step]
             probs[start : start + len(chunk)] = self._grid_chunk(chunk, q)
         return Prediction(probs.argmax(-1).astype(np.int64), probs)
+
+    def batch_for(self, k: int, n_queries: int) -> int:
+        """Prefixes per grid batch at this k and number of queries (see the class docstring)."""
+        if self.batch_prefixes is not None:
+            return self.batch_prefixes
+        cfg = self.ckpt.model_config
+        per_prefix = 4 * n_queries * (12 * cfg.d_model + 2 * cfg.n_head * (3 * k + 2))
+        n = max(1, self._budget // per_prefix)
+        return min(n, CPU_MAX_PREFIXES) if self.device.type == "cpu" else n
 
     # ------------------------------------------------------------------ internals
     def _check_k(self, k: int) -> None:

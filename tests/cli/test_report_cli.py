@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from compare.cli import main
+from compare.run_folder import read_cells
 from model.testing import tiny_checkpoint
 
 
@@ -27,25 +30,53 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture()
 def copy(run_dir, tmp_path) -> Path:
     dst = tmp_path / "copy"
-    dst.mkdir()
-    for p in run_dir.iterdir():
-        (dst / p.name).write_bytes(p.read_bytes())
+    shutil.copytree(run_dir, dst)
     return dst
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_rebuild_in_place_restores_everything(copy, capsys):
-    originals = {p.name: p.read_bytes() for p in copy.iterdir()}
+    originals = _files(copy)
     for p in copy.iterdir():
-        if p.name not in ("cells.parquet", "manifest.json"):
+        if p.name not in ("cells", "manifest.json"):
             p.unlink()
     rc = main(["report", str(copy)])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert f"rebuilt {copy}" in out
-    assert set(p.name for p in copy.iterdir()) == set(originals)
-    for name in ("summary.csv", "attribution.csv", "report.md", "cells.parquet", "manifest.json"):
-        assert (copy / name).read_bytes() == originals[name], name  # same seed, same numbers
-    assert [p.name for p in copy.parent.iterdir()] == ["copy"]  # no temporary left
+    again = _files(copy)
+    assert set(again) == set(originals)
+    for name in [n for n in originals if not n.endswith(".png")]:
+        assert again[name] == originals[name], name  # same seed, same numbers, same cells
+    assert [p.name for p in copy.parent.iterdir()] == ["copy"]  # nothing left beside it
+    assert not [p for p in copy.iterdir() if p.name.startswith(".") and p.name != ".report.lock"]  # nor inside
+
+
+def test_an_old_single_file_run_still_rebuilds_to_the_same_tables(copy, tmp_path, capsys):
+    """A folder of the layout before the per-task dataset (one cells.parquet, a manifest
+    without task list or hash) gives the same summaries as the dataset it came from."""
+    old = tmp_path / "old"
+    old.mkdir()
+    read_cells(copy).to_parquet(old / "cells.parquet", index=False)
+    man = json.loads((copy / "manifest.json").read_text())
+    for key in ("tasks", "config_hash", "cells_layout"):
+        man.pop(key)
+    (old / "manifest.json").write_text(json.dumps(man))
+    assert main(["report", str(old)]) == 0, capsys.readouterr().err
+    for name in ("summary.csv", "attribution.csv", "tasks.csv", "sequences.csv"):
+        assert (old / name).read_bytes() == (copy / name).read_bytes(), name
+    assert sorted(p.name for p in old.glob("grid_*.png")) == sorted(p.name for p in copy.glob("grid_*.png"))
+
+
+def test_rebuild_refuses_an_unfinished_run(copy, capsys):
+    victim = sorted((copy / "cells").iterdir())[3]
+    victim.unlink()
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of 25 tasks have no cells" in err and "rerun the same `compare run`" in err
 
 
 def test_rebuild_elsewhere_with_other_options(copy, tmp_path, capsys):
@@ -58,7 +89,8 @@ def test_rebuild_elsewhere_with_other_options(copy, tmp_path, capsys):
     grids = sorted(p.name for p in new.glob("grid_*.png"))
     assert len(grids) >= 6 and any(g.endswith("_1_1.png") for g in grids)  # the defaults and the one asked for
     assert {p.name for p in copy.glob("grid_*.png")} <= set(grids)
-    assert (new / "cells.parquet").read_bytes() == (copy / "cells.parquet").read_bytes()
+    assert _files(new / "cells") == _files(copy / "cells")
+    pd.testing.assert_frame_equal(read_cells(new), read_cells(copy))
 
 
 def test_report_needs_no_torch(copy, tmp_path):
@@ -83,8 +115,8 @@ def test_report_needs_no_torch(copy, tmp_path):
     "setup, args, message",
     [
         (lambda d: None, ["missing"], "is not a folder"),
-        (lambda d: (d / "empty").mkdir(), ["empty"], "has no cells.parquet"),
-        (lambda d: (d / "copy" / "cells.parquet").write_bytes(b"PAR1garbage"), ["copy"], "cannot read"),
+        (lambda d: (d / "empty").mkdir(), ["empty"], "has no manifest.json"),
+        (lambda d: next((d / "copy" / "cells").iterdir()).write_bytes(b"PAR1garbage"), ["copy"], "have no cells"),
         (lambda d: (d / "copy" / "manifest.json").write_text("{"), ["copy"], "not valid JSON"),
         (lambda d: None, ["copy", "--grid-tasks", "9,9"], "not in this run"),
         (lambda d: None, ["copy", "--grid-sequence", "5"], "--grid-sequence"),

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from compare.cli import main
+from compare.run_folder import read_cells
 from model.testing import tiny_checkpoint
 
 FAST = ["--threads", "1", "--n-boot", "50", "--quiet"]
@@ -43,7 +44,7 @@ def test_run_writes_a_complete_folder(work, capsys):
     folder = work / "reports" / "tiny"
     assert f"wrote {folder}" in out
     names = {p.name for p in folder.iterdir()}
-    assert {"cells.parquet", "cells.csv", "summary.csv", "attribution.csv", "manifest.json", "report.md",
+    assert {"cells", "cells.csv", "summary.csv", "attribution.csv", "manifest.json", "report.md",
             "report.html", "curves.png", "attribution.png", "agreement_id.png", "agreement_ood.png"} <= names
     assert sum(n.startswith("grid_") for n in names) == 6
     assert sorted(p.name for p in work.iterdir()) == ["reports", "tiny.pt"]  # nothing else left behind
@@ -61,7 +62,8 @@ def test_run_writes_a_complete_folder(work, capsys):
     assert {"numpy", "torch", "pandas", "icl-modgrok"} <= set(man["versions"])
     assert man["timings"]["total_seconds"] > 0
 
-    cells = pd.read_parquet(folder / "cells.parquet")
+    cells = read_cells(folder)
+    assert pd.read_csv(folder / "cells.csv").shape == cells.shape
     n_tasks = len(man["pretrain_tasks"]) + len(man["ood_tasks"])
     assert len(cells) == n_tasks * 2 * 3 * 25
     for col in ("task_a", "task_b", "split", "input_split", "sequence", "k", "x", "y", "z_true", "pred_model",
@@ -83,11 +85,12 @@ def test_same_seed_same_cells(work, capsys):
     args = ["run", "--ckpt", "tiny.pt", "--k", "1,3", "--tasks", "1,2;0,4;3,3", "--sequences", "2", "--seed", "7"]
     assert _run(capsys, *args, "--out", "a", *FAST)[0] == 0
     assert _run(capsys, *args, "--out", "b", *FAST)[0] == 0
-    assert (work / "a" / "cells.parquet").read_bytes() == (work / "b" / "cells.parquet").read_bytes()
+    files = {p.name: p.read_bytes() for p in sorted((work / "a" / "cells").iterdir())}
+    assert files and files == {p.name: p.read_bytes() for p in sorted((work / "b" / "cells").iterdir())}
     args[-1] = "8"
     assert _run(capsys, *args, "--out", "c", *FAST)[0] == 0
-    a = pd.read_parquet(work / "a" / "cells.parquet")
-    c = pd.read_parquet(work / "c" / "cells.parquet")
+    a = read_cells(work / "a")
+    c = read_cells(work / "c")
     # exact by construction: the engine calls the model once per (task chunk, sequence, k), so
     # sequence 0's batches have the same shapes and values whatever the number of sequences
     assert a[a.sequence == 0].equals(c[c.sequence == 0])  # the authors' sequence does not move
@@ -156,8 +159,10 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_report(work, capsys):
     (work / "notes").mkdir()
     (work / "notes" / "todo.txt").write_text("keep me")
     rc, _, err = _run(capsys, "run", "--ckpt", "tiny.pt", "--k", "1", "--out", "notes", *FAST)
-    assert rc == 2 and "refusing to replace" in err
+    assert rc == 2 and "it is not empty and holds no manifest.json" in err
     assert (work / "notes" / "todo.txt").read_text() == "keep me"
+    rc, _, err = _run(capsys, "run", "--ckpt", "tiny.pt", "--k", "1", "--out", "notes", "--overwrite", *FAST)
+    assert rc == 2 and (work / "notes" / "todo.txt").read_text() == "keep me"  # --overwrite replaces reports only
 
 
 @pytest.mark.parametrize(
@@ -212,8 +217,13 @@ def test_malicious_pickle_is_one_line_from_a_real_process(work, form):
     assert not marker.exists() and not (work / "reports").exists()
 
 
-def test_failure_midway_leaves_nothing_and_keeps_an_existing_folder(work, capsys, monkeypatch):
-    import compare.engine
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_failure_midway_leaves_whole_files_that_a_rerun_completes(work, capsys, monkeypatch):
+    """A run that fails leaves its manifest and whole task files, never a half-written file
+    nor a temporary; the same command then resumes and finishes."""
     import compare.run_report
 
     args = ["run", "--ckpt", "tiny.pt", "--k", "1..2", "--tasks", "1,1;2,3", *FAST]
@@ -226,25 +236,48 @@ def test_failure_midway_leaves_nothing_and_keeps_an_existing_folder(work, capsys
     monkeypatch.setattr(compare.run_report, "write_report", broken)
     rc, _, err = _run(capsys, *args)
     assert rc == 2 and "No space left on device" in err
-    assert not (work / "reports").exists()
+    folder = work / "reports" / "tiny"
+    left = {p.name for p in folder.iterdir()}
+    assert left == {"manifest.json", "cells", ".report.lock"}, left  # no report file, no temporary
+    assert sorted(p.name for p in (folder / "cells").iterdir()) == ["task-1-1.parquet", "task-2-3.parquet"]
 
     monkeypatch.setattr(compare.run_report, "write_report", real)
-    assert _run(capsys, *args)[0] == 0
-    folder = work / "reports" / "tiny"
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    rc, out, err = _run(capsys, *args)
+    assert rc == 0 and "0 task(s) computed, 2 already there" in out, err
+    before = _tree(folder)
+    assert "report.html" in before
 
-    monkeypatch.setattr(compare.run_report, "write_report", broken)
-    assert _run(capsys, *args, "--sequences", "1")[0] == 2
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    # another configuration into the same folder: refused, the folder untouched
+    rc, _, err = _run(capsys, *args, "--sequences", "1")
+    assert rc == 2 and "made by a different configuration" in err and "--overwrite" in err
+    assert _tree(folder) == before
     assert [p.name for p in (work / "reports").iterdir()] == ["tiny"]
+    rc, out, err = _run(capsys, *args, "--sequences", "1", "--overwrite")
+    assert rc == 0 and "2 task(s) computed" in out, err
+    assert len(read_cells(folder)) == 2 * 2 * 2 * 25
 
-    def interrupted(*a, **k):
-        raise KeyboardInterrupt
 
-    monkeypatch.setattr(compare.engine, "run_comparison", interrupted)
-    rc, _, err = _run(capsys, *args, "--out", "elsewhere/run")
+def test_interrupted_run_keeps_only_whole_files(work, capsys, monkeypatch):
+    import compare.cells_store
+
+    real = compare.cells_store.write_task
+    calls = []
+
+    def write_then_stop(*a, **k):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(compare.cells_store, "write_task", write_then_stop)
+    args = ["run", "--ckpt", "tiny.pt", "--k", "1..2", "--tasks", "1,1;2,3;4,0", *FAST, "--out", "elsewhere/run"]
+    rc, _, err = _run(capsys, *args)
     assert rc == 130 and "interrupted" in err
-    assert not (work / "elsewhere").exists()
+    folder = work / "elsewhere" / "run"
+    assert sorted(p.name for p in (folder / "cells").iterdir()) == ["task-1-1.parquet"]
+    monkeypatch.setattr(compare.cells_store, "write_task", real)
+    rc, out, err = _run(capsys, *args)
+    assert rc == 0 and "2 task(s) computed, 1 already there" in out, err
 
 
 def test_given_example_sequences_follow_the_authors_and_precede_the_random_ones(work, capsys):
@@ -259,7 +292,7 @@ def test_given_example_sequences_follow_the_authors_and_precede_the_random_ones(
     assert seqs[1] == [[1, 2], [3, 4], [0, 1]] and seqs[2] == [[2, 2], [2, 3], [2, 4]]  # cut to max k
     assert [seqs[0], *seqs[3:]] == plain["sequences"]  # the others are drawn as without them
     assert "sequences 1..2: given with --examples; sequences 3..4: uniform random" in given["sequences_note"]
-    cells = pd.read_parquet(work / "given" / "cells.parquet")
+    cells = read_cells(work / "given")
     assert sorted(cells["sequence"].unique()) == [0, 1, 2, 3, 4]
 
 
@@ -273,7 +306,7 @@ def test_label_noise_run_records_every_corruption_and_adds_its_sweeps(work, caps
     assert noise["n_wrong"] == 1 and len(noise["shots"]) == 2 and all(1 <= s[0] <= 4 for s in noise["shots"])
     assert all(len(o[str(s[0])]) == 3 and all(1 <= u <= 4 for u in o[str(s[0])])
                for o, s in zip(noise["offsets"], noise["shots"]))
-    cells = pd.read_parquet(folder / "cells.parquet")
+    cells = read_cells(folder)
     assert set(cells["n_wrong"]) <= {0, 1}
     assert {"noise_levels.csv", "noise_positions.csv", "noise_levels.png", "noise_positions.png"} <= {
         p.name for p in folder.iterdir()}

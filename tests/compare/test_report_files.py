@@ -132,7 +132,7 @@ def test_write_and_read_run(run, tmp_path):
     cells, manifest, tables = run
     with report.atomic_output_dir(tmp_path / "r") as tmp:
         report.write_cells(tmp, cells, csv=True)
-        figures = run_report.write_report(tmp, cells, manifest, tables)
+        figures = run_report.write_cells_report(tmp, cells, manifest, tables)
         report.write_manifest(tmp, dict(manifest, arr=np.arange(3), n=np.int64(4)))
     out = tmp_path / "r"
     names = {p.name for p in out.iterdir()}
@@ -166,7 +166,7 @@ def test_several_sequences_get_their_table_and_figure(tmp_path):
                 "pretrain_tasks": setting.pretrain_array.tolist()}
     tables = compute_all(cells, P, n_boot=20)
     with report.atomic_output_dir(tmp_path / "r") as tmp:
-        figures = run_report.write_report(tmp, cells, manifest, tables)
+        figures = run_report.write_cells_report(tmp, cells, manifest, tables)
     assert "sequences.png" in figures
     md = (tmp_path / "r" / "report.md").read_text()
     section = md.split("## By example sequence")[1].split("## Figures")[0]
@@ -191,14 +191,14 @@ def test_several_sequences_get_their_table_and_figure(tmp_path):
 def test_grid_task_and_algorithm_choice(run, tmp_path):
     cells, manifest, tables = run
     with report.atomic_output_dir(tmp_path / "r") as tmp:
-        figures = run_report.write_report(tmp, cells, manifest, tables, grid_tasks=[(1, 1)],
+        figures = run_report.write_cells_report(tmp, cells, manifest, tables, grid_tasks=[(1, 1)],
                                       grid_algorithms=["bayes_uniform"])
-    defaults = [f"grid_{s}_{a}_{b}.png" for s, a, b in run_report.default_grid_tasks(cells)]
+    defaults = [f"grid_{s}_{a}_{b}.png" for s, a, b in run_report.default_grid_tasks(run_report.task_order(cells))]
     extra = f"grid_{_split(cells, 1, 1)}_1_1.png"
     assert [f for f in figures if f.startswith("grid_")] == defaults + ([] if extra in defaults else [extra])
     with pytest.raises(UsageError, match="not in this run"):
         with report.atomic_output_dir(tmp_path / "s") as tmp:
-            run_report.write_report(tmp, cells, manifest, tables, grid_tasks=[(9, 9)])
+            run_report.write_cells_report(tmp, cells, manifest, tables, grid_tasks=[(9, 9)])
     assert not (tmp_path / "s").exists()
 
 
