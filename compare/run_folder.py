@@ -87,17 +87,19 @@ def resolve_shard(spec: str | None, env: Mapping[str, str] | None = None) -> Sha
             raise UsageError(f"--shard {spec}: need 0 <= I < N")
         return Shard(i, n, "--shard")
     try:
-        if int(env.get("WORLD_SIZE", "1")) > 1:
-            return Shard(int(env["RANK"]), int(env["WORLD_SIZE"]), "torchrun (RANK/WORLD_SIZE)")
-        if "SLURM_ARRAY_TASK_COUNT" in env and "SLURM_ARRAY_TASK_ID" in env:
+        world = int(env.get("WORLD_SIZE", "1"))
+        if world > 1:
+            return Shard(int(env["RANK"]), world, "torchrun (RANK/WORLD_SIZE)")
+        slurm = "SLURM_ARRAY_TASK_COUNT" in env and "SLURM_ARRAY_TASK_ID" in env
+        if slurm:
             count = int(env["SLURM_ARRAY_TASK_COUNT"])
             index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-            if count > 1:
-                if not 0 <= index < count:
-                    raise UsageError(f"SLURM array task {index} outside 0..{count - 1} (use --array=0-{count - 1})")
-                return Shard(index, count, "SLURM job array")
     except (KeyError, ValueError):
         raise UsageError("RANK/WORLD_SIZE or SLURM_ARRAY_TASK_ID/COUNT are set but not integers") from None
+    if slurm and count > 1:
+        if not 0 <= index < count:
+            raise UsageError(f"SLURM array task {index} outside 0..{count - 1} (use --array=0-{count - 1})")
+        return Shard(index, count, "SLURM job array")
     return Shard()
 
 
