@@ -177,17 +177,21 @@ def missing_tasks(folder: Path, tasks: np.ndarray, chash: str) -> list[int]:
 
 @contextlib.contextmanager
 def report_lock(folder: Path) -> Iterator[bool]:
-    """Yield True to the one process that may write the report now, False to any other."""
-    with open(Path(folder) / ".report.lock", "w") as fh:
+    """Yield True to the one process that may write the report now, False to any other
+    (an advisory lock on the folder itself, so no lock file is left behind)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
         try:
             yield True
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def folder_aggregates(folder: Path, tasks: np.ndarray, p: int, subject: str, references: Sequence[str],

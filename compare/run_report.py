@@ -10,7 +10,7 @@ import pandas as pd
 from compare.errors import UsageError
 from compare.report import NOISE_LEVELS, NOISE_POSITIONS, write_pages
 
-__all__ = ["write_report", "write_cells_report", "default_grid_tasks", "task_order", "FIGURE_PREDICTORS", "GRID_ALGORITHMS", "NOISE_TOLERANT"]
+__all__ = ["write_report", "write_cells_report", "default_grid_tasks", "task_order", "figure_ks", "MAX_MAP_COLUMNS", "FIGURE_PREDICTORS", "GRID_ALGORITHMS", "NOISE_TOLERANT"]
 
 #: References drawn in the aggregate heatmaps and curves when present (the majority
 #: variants equal their base solver on clean labels and are left to the tables).
@@ -19,6 +19,22 @@ FIGURE_PREDICTORS = ("ratio_matching", "modular_regression", "bayes_memorized", 
 
 #: With label noise the figures show the noise-tolerant solvers beside the plain ones.
 NOISE_TOLERANT = ("ratio_matching_majority", "modular_regression_majority")
+
+
+#: Columns (k values) of a map figure at most: a run over k 1..32 draws 8 of them, evenly
+#: spaced from the first k to the last (the tables keep every k). Dozens of columns of
+#: p x p maps are unreadable and take most of a large run's report time.
+MAX_MAP_COLUMNS = 8
+
+
+def figure_ks(ks: Sequence[int], most: int = MAX_MAP_COLUMNS) -> list[int]:
+    """The k values the map figures draw: all when they fit, else ``most`` evenly spaced
+    ones, always the first and the last."""
+    ks = sorted(int(k) for k in ks)
+    if len(ks) <= most:
+        return ks
+    idx = np.unique(np.linspace(0, len(ks) - 1, most).round().astype(int))
+    return [ks[i] for i in idx]
 
 
 #: Algorithms of the grid figure (the paper's two), when present.
@@ -108,11 +124,15 @@ def write_report(
     if tables.sequences["sequence"].nunique() > 1:
         axes = plots.plot_sequences(tables.sequences, tables.summary, subject=subject)
         save(axes[0, 0].figure, "sequences.png", "Model accuracy against k for each example sequence: how much it depends on which examples the prompt holds")
+    drawn = figure_ks(tables.summary["k"].unique())
+    maps = tables.maps[tables.maps["k"].isin(drawn)]
+    n_ks = tables.summary["k"].nunique()
+    of_ks = "" if len(drawn) == n_ks else f" (k = {', '.join(map(str, drawn))}: {len(drawn)} of the run's {n_ks} k values)"
     for split in splits:
-        axes = plots.plot_agreement_heatmaps(tables.maps, split, p, [subject, *fig_refs], subject=subject,
+        axes = plots.plot_agreement_heatmaps(maps, split, p, [subject, *fig_refs], subject=subject,
                                              title=f"{_split_name(split)} tasks: share of tasks where the model agrees, per cell")
         save(axes[0, 0].figure, f"agreement_{split}.png",
-             f"{_split_name(split)}: per cell (x right, y up) and k, the share of tasks where the model agrees with each algorithm (top row: model accuracy)")
+             f"{_split_name(split)}: per cell (x right, y up) and k, the share of tasks where the model agrees with each algorithm (top row: model accuracy)" + of_ks)
 
     chosen = default_grid_tasks(tasks_in_order)  # --grid-tasks adds to these, so a rebuild never loses a figure
     if grid_tasks:
@@ -124,9 +144,10 @@ def write_report(
                 chosen.append((split_of[(a, b)], int(a), int(b)))
     seq = np.asarray(sequences[grid_sequence]) if len(sequences) > grid_sequence else None
     for split, a, b in chosen:
-        panels = task_panels(load_task(a, b), p, (a, b), grid_sequence, subject, algos)
+        one = load_task(a, b)
+        panels = task_panels(one[one["k"].isin(drawn)], p, (a, b), grid_sequence, subject, algos)
         axes = plots.plot_task_grid(panels, seq, title=f"task ({a}, {b}), {_split_name(split)}, sequence {grid_sequence}")
-        save(axes[0, 0].figure, f"grid_{split}_{a}_{b}.png", f"Task ({a}, {b}) ({_split_name(split)}): k-shot grid")
+        save(axes[0, 0].figure, f"grid_{split}_{a}_{b}.png", f"Task ({a}, {b}) ({_split_name(split)}): k-shot grid" + of_ks)
 
     if (folder / NOISE_LEVELS).is_file():
         levels = pd.read_csv(folder / NOISE_LEVELS)
