@@ -351,7 +351,9 @@ class Accumulator:
                 raise ValueError("aggregates of different comparisons cannot be accumulated")
             np.add(self._maps.n, m.n, out=self._maps.n)
             np.add(self._maps.hits, m.hits, out=self._maps.hits)
-        empty = MapCounts(m.p, m.ks, m.predictors, m.n[:0], m.hits[:0])
+        # fresh empty arrays, not m.n[:0]: a slice is a view that would keep the whole
+        # per-task map (p^2 x splits x k x predictors floats) alive for every task
+        empty = MapCounts(m.p, m.ks, m.predictors, np.zeros(0), np.zeros((0, m.hits.shape[1])))
         self._parts[index] = Aggregates(agg.sums, agg.attribution, empty, agg.subject, agg.references)
 
     def result(self) -> Aggregates:

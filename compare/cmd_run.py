@@ -3,9 +3,10 @@
     compare run --ckpt d4.pt --k 1..8 [--tasks id|ood|all|"a,b;a,b"] [--sequences N]
                 [--seed S] [--out DIR] [--device auto|cpu|cuda] [--csv]
 
-Checks every input before the model runs (one line and exit code 2 on a bad one), runs
-the engine with a progress bar on stderr, and writes the run folder atomically (default
-``reports/<checkpoint name>/``).
+Checks every input before the model runs (one line and exit code 2 on a bad one), then
+streams the engine's cells task by task into the run folder (default
+``reports/<checkpoint name>/``; :mod:`compare.run_folder` for resume and shards) with a
+progress bar on stderr, and writes the report once every task is there.
 """
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "run",
         help="compare a checkpoint with the reference solvers on k-shot grids",
         description="Run the model and every reference solver over the full grid of queries for each "
-        "task, example sequence and k; write cells.parquet, summary.csv, manifest.json, report.md/html "
-        "and figures to one folder.",
+        "task, example sequence and k; stream one cells/task-<a>-<b>.parquet per task, then summary.csv, "
+        "manifest.json, report.md/html and figures, into one folder. Rerunning resumes; --shard (or "
+        "torchrun / a SLURM array) splits the tasks between processes.",
     )
     add_input_arguments(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/<checkpoint name>/)")
@@ -235,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
     from compare import cells_store, run_folder, run_report
     from compare.aggregates import Accumulator, aggregate
     from compare.engine import PROB_FLOOR, iter_comparison
+    from compare.memory import release_free_memory
 
     refs = [r.name for r in references]
     config = {
@@ -280,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
             for j, cells in stream:
                 cells_store.write_task(out, cells, chash, rows)
                 acc.add(todo[j], aggregate(cells, p, subject.name, refs, ks))
+                del cells
+                release_free_memory()  # else resident memory grows with the number of tasks
     t_engine = time.perf_counter() - t0
     where = f"{len(todo)} task(s) computed" + (f", {len(mine) - len(todo)} already there" if len(mine) > len(todo) else "")
     missing = run_folder.missing_tasks(out, tasks, chash)

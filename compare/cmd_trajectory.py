@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     cross = crossings(table)
 
     manifest = run_manifest(args, inputs, tool="compare trajectory")
-    manifest["run_dir"] = str(run_dir.resolve())
+    manifest["run_dir"] = str(run_dir)  # as given: a relative path keeps the report portable
     manifest["snapshots"] = [{"file": p.name, "step": int(s)} for p, s in zip(files, sorted(table["step"].unique()))]
     with report.atomic_output_dir(out) as tmp:
         table.to_csv(tmp / "trajectory.csv", index=False, float_format="%.6g")

@@ -7,8 +7,10 @@ which is which beyond that role.
 
 For every task, example sequence and k, the first k inputs of the sequence labelled by
 the task form one prefix, and :meth:`Predictor.predict_grid` is called on the full grid of
-p^2 queries. Tasks are processed in chunks so that memory stays bounded by the chunk, not
-by the whole run (p = 29, 640 tasks, 8 k values: 4.3 M cells).
+p^2 queries. Tasks are processed in chunks of at most about :data:`CHUNK_CELLS` cells and
+handed out one task at a time (:func:`iter_comparison`), so memory stays bounded by the
+chunk, not by the run (p = 29, 841 tasks, k 1..32, 17 sequences: 385 M cells);
+:func:`run_comparison` gathers the stream into one table for runs that fit in memory.
 
 Per-cell table columns (row order: task, sequence, k, cell x*p + y):
 
@@ -67,7 +69,7 @@ DIST_METRICS = ("kl", "ce", "tv")
 #: Elements (tasks x queries x residues) per chunk of one distribution array.
 _CHUNK_ELEMENTS = 1 << 21
 #: Cells (tasks x sequences x k x queries) of one chunk of tasks held at once.
-CHUNK_CELLS = 1 << 20
+CHUNK_CELLS = 1 << 18
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import pandas as pd
 from compare import cells_store, report
 from compare.aggregates import Accumulator, aggregate
 from compare.errors import UsageError
+from compare.memory import release_free_memory
 
 __all__ = [
     "Shard",
@@ -202,6 +203,7 @@ def folder_aggregates(folder: Path, tasks: np.ndarray, p: int, subject: str, ref
     todo = [i for i in range(len(tasks)) if i not in acc]
     for i, cells in zip(todo, cells_store.iter_tasks(folder, tasks[todo])):
         acc.add(i, aggregate(cells, p, subject, references, ks))
+        release_free_memory()
     return acc
 
 

@@ -105,6 +105,12 @@ def abl_ci(report: str, component: str, split: str, k: int, column: str) -> list
     return [abl(report, component, split, k, c) for c in (column, f"{column}_lo", f"{column}_hi")]
 
 
+def traj(step: int, split: str, k: int, predictor: str, column: str) -> Fig:
+    """A cell of ``reports/V2-trajectory/trajectory.csv``."""
+    return Fig("reports/V2-trajectory/trajectory.csv",
+               (("step", step), ("split", split), ("k", k), ("predictor", predictor)), column)
+
+
 def _models_table_row(column: str, fmt: str = ".2f") -> list[Fig]:
     return [summ(r, s, 8, "ratio_matching", column, fmt)
             for r in ("d4-seq16", "d4-p7-seq16", "d2-seq16") for s in ("ood", "id")]
@@ -216,14 +222,35 @@ FIGURES: list[tuple[str, list[Fig]]] = [
      [bench("ablate_d4", "total_seconds"), bench("ablate_d4", "seconds_per_comparison", fmt=".3f"),
       bench("ablate_d4", "peak_rss_mb", fmt=",")]),
     # runs in progress (their committed metrics.jsonl, last line)
-    ("run X (the `cpu-p11-d4` task setting of `d4.pt`, depth 2,\nd_model 128 — twice P's width) was at step {} of 40,000 "
-     "with train loss\n{} (chance ln 11 = 2.398) and o.o.d.-test accuracy {}",
-     [Fig("checkpoints/in-progress/cpu-p11-d2-w128/metrics.jsonl", ("step",), fmt=","),
-      Fig("checkpoints/in-progress/cpu-p11-d2-w128/metrics.jsonl", ("train_loss",)),
-      Fig("checkpoints/in-progress/cpu-p11-d2-w128/metrics.jsonl", ("ood_test", "acc"))]),
-    ("at step {} (train loss\n{}, `checkpoints/in-progress/cpu-p11-d4-s2-snap/metrics.jsonl`)",
-     [Fig("checkpoints/in-progress/cpu-p11-d4-s2-snap/metrics.jsonl", ("step",), fmt=","),
-      Fig("checkpoints/in-progress/cpu-p11-d4-s2-snap/metrics.jsonl", ("train_loss",))]),
+    ("its row and curves in `reports/training-X/`) ran its {} steps ({} minutes on one",
+     [Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("step",), fmt=","), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("wall_clock_seconds",), fmt=".0f", scale=1 / 60)]),
+    ("train loss {} (chance ln 11 = 2.398), last-shot\naccuracy {} i.d.-train and {} i.d.-test, and o.o.d.-test {}",
+     [Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("train_loss",)), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("id_train", "acc_last"), fmt=".2f"),
+      Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("id_test", "acc_last"), fmt=".2f"), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("ood_test", "acc_last"), fmt=".2f")]),
+    # the retrained d4 (V2) over training: reports/V2-trajectory
+    ("(Ratio Matching answers {} of these cells", [Fig("reports/V2-trajectory/trajectory.csv", (
+        ("step", 40000), ("split", "ood"), ("k", 8), ("predictor", "ratio_matching")), "coverage", "%1")]),
+    *[(f"| {step:,} | {{}} | {{}} | {{}} |", [traj(step, "ood", 8, "model", "accuracy"),
+                                          traj(step, "ood", 8, "ratio_matching", "agreement"),
+                                          traj(step, "ood", 8, "ratio_matching", "model_acc_out")])
+      for step in (22000, 23000, 24000, 26000, 30000, 32000, 36000, 40000)],
+    ("Ratio Matching rises from {} to {} while its accuracy where Ratio Matching has no answer\nstays at chance ({} at step 26,000)",
+     [traj(22000, "ood", 8, "ratio_matching", "agreement"), traj(26000, "ood", 8, "ratio_matching", "agreement"),
+      traj(26000, "ood", 8, "ratio_matching", "model_acc_out")]),
+    ("stays between {} (step 26,000) and {} (step\n30,000)",
+     [traj(26000, "ood", 8, "model", "accuracy"), traj(30000, "ood", 8, "model", "accuracy")]),
+    ("from {} to {}, reaching {} at step 40,000",
+     [traj(s, "ood", 8, "ratio_matching", "model_acc_out") for s in (30000, 32000, 40000)]),
+    ("Agreement with Ratio Matching reaches 0.5 by\nstep {} for every k and both splits",
+     [Fig("reports/V2-trajectory/crossings.csv", (("predictor", "ratio_matching"), ("metric", "agreement"),
+                                                  ("threshold", 0.5)), "step", ",", agg="max")]),
+    ("o.o.d. accuracy at\nk = 8 reaches 0.5 at step {}",
+     [Fig("reports/V2-trajectory/crossings.csv", (("split", "ood"), ("k", 8), ("predictor", "model"),
+                                                  ("threshold", 0.5)), "step", ",")]),
+    ("coverage goes from {} to {} between steps 30,000 and 32,000",
+     [traj(s, "id", 8, "ratio_matching", "model_acc_out") for s in (30000, 32000)]),
+    ("dips by about a point twice ({} → {} at step\n28,000, {} → {} at step 40,000)",
+     [traj(s, "ood", 8, "model", "accuracy") for s in (27000, 28000, 38000, 40000)]),
     # benchmarks (benchmarks/results/*.json, rebuilt with --save)
     ("`full_grid_seconds` **{}**", [bench("solvers", "full_grid_seconds", fmt=".2f")]),
     ("`speedup_vs_sympy` **{}×**", [bench("solvers", "speedup_vs_sympy", fmt=",")]),
@@ -235,6 +262,15 @@ FIGURES: list[tuple[str, list[Fig]]] = [
     ("`mfu` **{}**", [bench("train_step", "mfu", fmt=".2f")]),
     ("measured fp32 peak of {} GFLOP/s", [bench("train_step", "machine", "fp32_peak_gflops_one_thread", fmt=".0f")]),
     ("`total_seconds` **{}**", [bench("compare_run", "total_seconds", fmt=".2f")]),
+    ("median of 3 **{} s** against {} s for 47410f7: ratio **{}**",
+     [bench("compare_run", "median_seconds"), bench("compare_run", "baseline_median_seconds"),
+      bench("compare_run", "ratio_vs_baseline", fmt=".3f")]),
+    ("(`cells_per_s` **{}**, {} prefixes/s), `peak_rss_mb_841` **{}** against `peak_rss_mb_1` **{}**: ratio **{}**",
+     [bench("compare_scale", "cells_per_s", fmt=","), bench("compare_scale", "prefixes_per_s", fmt=".1f"),
+      bench("compare_scale", "peak_rss_mb_841", fmt=","), bench("compare_scale", "peak_rss_mb_1", fmt=","),
+      bench("compare_scale", "peak_rss_ratio")]),
+    ("`report_seconds_841` **{}**, peak {} MB", [bench("compare_scale", "report_seconds_841"),
+                                               bench("compare_scale", "report_peak_rss_mb_841", fmt=",")]),
 ]
 
 

@@ -264,3 +264,9 @@ def test_palette_is_okabe_ito():
     for name in ("model", "ratio_matching", "modular_regression", "bayes_memorized", "bayes_uniform"):
         assert plots.predictor_color(name) in plots.OKABE_ITO.values()
     assert re.fullmatch(r"#[0-9A-F]{6}", plots.predictor_color("something_new", 3))
+
+
+def test_map_figures_draw_at_most_eight_k_first_and_last_included():
+    assert run_report.figure_ks([3, 1, 2]) == [1, 2, 3]
+    drawn = run_report.figure_ks(range(1, 33))
+    assert len(drawn) == 8 and drawn[0] == 1 and drawn[-1] == 32 and drawn == sorted(set(drawn))

@@ -37,3 +37,18 @@ def test_bundled_checkpoint_learned_in_context_out_of_distribution(path):
         correct.append(pred == task_labels(p, tasks, grid))
     accuracy = float(np.mean(correct))
     assert accuracy > 2.5 / p, f"{path.name}: o.o.d. accuracy {accuracy:.3f} at k=8"
+
+
+def test_d4_is_the_last_snapshot_of_its_committed_training_history():
+    """``checkpoints/runs/V2`` retrained d4's recipe with snapshots; README's trajectory of
+    the bundled model rests on its last snapshot being d4.pt, tensor for tensor."""
+    from pathlib import Path
+
+    import torch
+
+    root = Path(__file__).resolve().parents[2]
+    bundled = load_checkpoint(bundled_dir() / "d4.pt")
+    last = load_checkpoint(root / "checkpoints/runs/V2/snapshots/step-0040000.pt")
+    assert last.step == bundled.step == 40_000
+    assert last.state_dict.keys() == bundled.state_dict.keys()
+    assert all(torch.equal(last.state_dict[n], bundled.state_dict[n]) for n in bundled.state_dict)
