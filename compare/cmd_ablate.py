@@ -11,8 +11,8 @@ change from the plain model and paired bootstrap intervals), a components x k he
 the changes, the grid figure of the plain model and of the most damaging ablation on one
 task, ``manifest.json`` and the pages, atomically to ``reports/<name>-ablate/``
 (``reports/<name>-ablate-mean/`` with ``--mode mean``).
-Each component's cells are summarized and dropped before the next, so memory holds one
-comparison at a time.
+Each component's cells are streamed task by task into aggregates, so memory holds one
+task's cells at a time.
 """
 from __future__ import annotations
 
@@ -103,11 +103,12 @@ def ablate(args: argparse.Namespace) -> int:
 
     from compare import ablation_report, report
     from compare.ablation import ablation_rows, most_damaging
-    from compare.engine import run_comparison
-    from compare.run_report import GRID_ALGORITHMS
-    from compare.aggregates import unit_sums
+    from compare.aggregates import Accumulator, aggregate
     from compare.breakdowns import task_panels
-    from compare.summary import compute_all, paired_differences
+    from compare.engine import iter_comparison
+    from compare.memory import release_free_memory
+    from compare.run_report import GRID_ALGORITHMS
+    from compare.summary import paired_differences, summaries
     from model.ablation import AblatedPredictor, prompt_means
 
     with report.atomic_output_dir(out) as tmp:
@@ -126,17 +127,24 @@ def ablate(args: argparse.Namespace) -> int:
                                            batch_prefixes=args.batch_size, net=base.net)
                 bar.set_postfix_str(ab.name)
                 t0 = time.perf_counter()
-                result = run_comparison(setting, tasks, sequences, ks, subject, references, progress=bar.update)
+                # streamed task by task into aggregates (one task's cells at a time, as compare run)
+                acc, panel = Accumulator(), None
+                for j, cells in iter_comparison(setting, tasks, sequences, ks, subject, references,
+                                                progress=bar.update):
+                    acc.add(j, aggregate(cells, p, subject.name, ref_names, ks))
+                    if tuple(int(v) for v in tasks[j]) == tuple(grid_task):
+                        panel = task_panels(cells, p, grid_task, 0, subject.name, algos)
+                    del cells
+                    release_free_memory()
                 t_engine += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                refs = list(result.references)
-                tables = compute_all(result.cells, p, result.subject, refs, n_boot=args.n_boot, seed=args.seed)
-                sums = unit_sums(result.cells, result.subject, refs)
-                base_sums = sums if base_sums is None else base_sums
-                diffs = paired_differences(sums, base_sums, n_boot=args.n_boot, seed=args.seed)
-                parts.append(ablation_rows(ab.name, tables.summary, diffs, result.subject, refs))
-                panels[ab.name] = task_panels(result.cells, p, grid_task, 0, result.subject, algos)
-                del result, tables  # one comparison's cells at a time
+                agg = acc.result()
+                tables = summaries(agg, n_boot=args.n_boot, seed=args.seed)
+                base_sums = agg.sums if base_sums is None else base_sums
+                diffs = paired_differences(agg.sums, base_sums, n_boot=args.n_boot, seed=args.seed)
+                parts.append(ablation_rows(ab.name, tables.summary, diffs, subject.name, ref_names))
+                panels[ab.name] = panel
+                del acc, agg, tables
                 t_summary += time.perf_counter() - t0
         table = pd.concat(parts, ignore_index=True)
         worst = most_damaging(table)

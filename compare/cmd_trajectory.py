@@ -80,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from compare import report
-    from compare.engine import run_comparison
-    from compare.summary import compute_all
+    from compare.aggregates import Accumulator, aggregate
+    from compare.engine import iter_comparison
+    from compare.memory import release_free_memory
+    from compare.summary import summaries
     from compare.trajectory import crossings
     from model.checkpoint import load_checkpoint
 
@@ -94,10 +96,15 @@ def run(args: argparse.Namespace) -> int:
             if ck.setting.fingerprint() != setting.fingerprint():
                 raise UsageError(f"{path}: another task setting than the run's last snapshot")
             subject = _model_predictor(ck, args.device, args.batch_size)
-            result = run_comparison(setting, inputs.tasks, inputs.sequences, inputs.ks, subject, inputs.references,
-                                    progress=bar.update)
-            tables = compute_all(result.cells, setting.p, result.subject, list(result.references),
-                                 n_boot=args.n_boot, seed=args.seed)
+            # streamed task by task into aggregates, as compare run does: bounded memory at p = 29
+            acc = Accumulator()
+            refs = [r.name for r in inputs.references]
+            for j, cells in iter_comparison(setting, inputs.tasks, inputs.sequences, inputs.ks, subject,
+                                            inputs.references, progress=bar.update):
+                acc.add(j, aggregate(cells, setting.p, subject.name, refs, inputs.ks))
+                del cells
+                release_free_memory()
+            tables = summaries(acc.result(), n_boot=args.n_boot, seed=args.seed)
             parts.append(tables.summary.assign(step=ck.step))
     table = pd.concat(parts, ignore_index=True)
     table = table[["step", *[c for c in table.columns if c != "step"]]]
