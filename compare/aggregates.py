@@ -356,6 +356,15 @@ class Accumulator:
         empty = MapCounts(m.p, m.ks, m.predictors, np.zeros(0), np.zeros((0, m.hits.shape[1])))
         self._parts[index] = Aggregates(agg.sums, agg.attribution, empty, agg.subject, agg.references)
 
+    def add_cells(self, index: int, cells: pd.DataFrame, p: int, subject: str, references: Sequence[str],
+                  ks: Sequence[int]) -> None:
+        """Add one streamed task's cells, then hand the memory they leave free back to the OS
+        (:mod:`compare.memory`), so that a long stream's resident memory stays flat."""
+        from compare.memory import release_free_memory
+
+        self.add(index, aggregate(cells, p, subject, references, ks))
+        release_free_memory()
+
     def result(self) -> Aggregates:
         """The aggregates of every task added, units in task order."""
         if not self._parts:

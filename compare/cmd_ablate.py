@@ -103,10 +103,9 @@ def ablate(args: argparse.Namespace) -> int:
 
     from compare import ablation_report, report
     from compare.ablation import ablation_rows, most_damaging
-    from compare.aggregates import Accumulator, aggregate
+    from compare.aggregates import Accumulator
     from compare.breakdowns import task_panels
     from compare.engine import iter_comparison
-    from compare.memory import release_free_memory
     from compare.run_report import GRID_ALGORITHMS
     from compare.summary import paired_differences, summaries
     from model.ablation import AblatedPredictor, prompt_means
@@ -131,11 +130,9 @@ def ablate(args: argparse.Namespace) -> int:
                 acc, panel = Accumulator(), None
                 for j, cells in iter_comparison(setting, tasks, sequences, ks, subject, references,
                                                 progress=bar.update):
-                    acc.add(j, aggregate(cells, p, subject.name, ref_names, ks))
                     if tuple(int(v) for v in tasks[j]) == tuple(grid_task):
                         panel = task_panels(cells, p, grid_task, 0, subject.name, algos)
-                    del cells
-                    release_free_memory()
+                    acc.add_cells(j, cells, p, subject.name, ref_names, ks)
                 t_engine += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 agg = acc.result()

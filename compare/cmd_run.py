@@ -235,9 +235,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from compare import cells_store, run_folder, run_report
-    from compare.aggregates import Accumulator, aggregate
+    from compare.aggregates import Accumulator
     from compare.engine import PROB_FLOOR, iter_comparison
-    from compare.memory import release_free_memory
 
     refs = [r.name for r in references]
     config = {
@@ -282,9 +281,7 @@ def run(args: argparse.Namespace) -> int:
             timings = stream.timings
             for j, cells in stream:
                 cells_store.write_task(out, cells, chash, rows)
-                acc.add(todo[j], aggregate(cells, p, subject.name, refs, ks))
-                del cells
-                release_free_memory()  # else resident memory grows with the number of tasks
+                acc.add_cells(todo[j], cells, p, subject.name, refs, ks)
     t_engine = time.perf_counter() - t0
     where = f"{len(todo)} task(s) computed" + (f", {len(mine) - len(todo)} already there" if len(mine) > len(todo) else "")
     missing = run_folder.missing_tasks(out, tasks, chash)

@@ -80,9 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from compare import report
-    from compare.aggregates import Accumulator, aggregate
+    from compare.aggregates import Accumulator
     from compare.engine import iter_comparison
-    from compare.memory import release_free_memory
     from compare.summary import summaries
     from compare.trajectory import crossings
     from model.checkpoint import load_checkpoint
@@ -101,9 +100,7 @@ def run(args: argparse.Namespace) -> int:
             refs = [r.name for r in inputs.references]
             for j, cells in iter_comparison(setting, inputs.tasks, inputs.sequences, inputs.ks, subject,
                                             inputs.references, progress=bar.update):
-                acc.add(j, aggregate(cells, setting.p, subject.name, refs, inputs.ks))
-                del cells
-                release_free_memory()
+                acc.add_cells(j, cells, setting.p, subject.name, refs, inputs.ks)
             tables = summaries(acc.result(), n_boot=args.n_boot, seed=args.seed)
             parts.append(tables.summary.assign(step=ck.step))
     table = pd.concat(parts, ignore_index=True)

@@ -32,9 +32,8 @@ import numpy as np
 import pandas as pd
 
 from compare import cells_store, report
-from compare.aggregates import Accumulator, aggregate
+from compare.aggregates import Accumulator
 from compare.errors import UsageError
-from compare.memory import release_free_memory
 
 __all__ = [
     "Shard",
@@ -202,8 +201,7 @@ def folder_aggregates(folder: Path, tasks: np.ndarray, p: int, subject: str, ref
     acc = have if have is not None else Accumulator()
     todo = [i for i in range(len(tasks)) if i not in acc]
     for i, cells in zip(todo, cells_store.iter_tasks(folder, tasks[todo])):
-        acc.add(i, aggregate(cells, p, subject, references, ks))
-        release_free_memory()
+        acc.add_cells(i, cells, p, subject, references, ks)
     return acc
 
 
