@@ -11,9 +11,10 @@ Nothing is recomputed: every number is read from those reports.
 
     python analyses/depth_contrast.py [--pair d2:d4-p7] [--pair ...] [--out reports/depth-contrast]
 
-Defaults: the p = 7 pair (``d2``, ``d4-p7``), and at p = 11 ``d4`` beside the best depth-2
-attempt, run X (``X-d2-p11``, ``checkpoints/runs/X_p11_d2_w128/final.pt``), which did not
-generalize out of distribution (issue 17).
+Defaults: the p = 7 pair (``d2``, ``d4-p7``), and at p = 11 ``d4`` beside the two depth-2
+attempts on its task setting (issue 17): run X (``X-d2-p11``, d_model 128,
+``checkpoints/runs/X_p11_d2_w128/final.pt``), which memorized, and run Y (``Y-d2-p11``,
+32 examples, ``checkpoints/runs/Y_p11_d2_n32/final.pt``); neither reached the issue's bar.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
-DEFAULT_MODELS = ("d2", "d4-p7", "d4", "X-d2-p11")
+DEFAULT_MODELS = ("d2", "d4-p7", "d4", "X-d2-p11", "Y-d2-p11")
 K = 8
 
 
@@ -117,7 +118,7 @@ def draw(models: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained", sharey=True)
-    colours = {"d2": "#D55E00", "d4-p7": "#0072B2", "d4": "#000000", "X-d2-p11": "#CC79A7"}
+    colours = {"d2": "#D55E00", "d4-p7": "#0072B2", "d4": "#000000", "X-d2-p11": "#CC79A7", "Y-d2-p11": "#009E73"}
     for ax, col, title in zip(axes, ("model_acc_in", "model_acc_out"),
                               ("inside Ratio Matching's coverage", "outside it (needs combining examples)")):
         for m in models:
