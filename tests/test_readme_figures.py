@@ -222,11 +222,19 @@ FIGURES: list[tuple[str, list[Fig]]] = [
      [bench("ablate_d4", "total_seconds"), bench("ablate_d4", "seconds_per_comparison", fmt=".3f"),
       bench("ablate_d4", "peak_rss_mb", fmt=",")]),
     # runs in progress (their committed metrics.jsonl, last line)
-    ("its row and curves in `reports/training-X/`) ran its {} steps ({} minutes on one",
+    ("its row and curves in `reports/training-p11-d2/`) ran its {} steps ({} minutes on one",
      [Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("step",), fmt=","), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("wall_clock_seconds",), fmt=".0f", scale=1 / 60)]),
     ("train loss {} (chance ln 11 = 2.398), last-shot\naccuracy {} i.d.-train and {} i.d.-test, and o.o.d.-test {}",
      [Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("train_loss",)), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("id_train", "acc_last"), fmt=".2f"),
       Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("id_test", "acc_last"), fmt=".2f"), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("ood_test", "acc_last"), fmt=".2f")]),
+    ("`checkpoints/runs/Y_p11_d2_n32/`) ran its {} steps in\n{} minutes",
+     [Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("step",), fmt=","), Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("wall_clock_seconds",), fmt=".0f", scale=1 / 60)]),
+    ("at the end train loss {}, last-shot accuracy {} i.d.-train, {} i.d.-test and\n{} o.o.d.-test",
+     [Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("train_loss",)), Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("id_train", "acc_last"), fmt=".2f"),
+      Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("id_test", "acc_last"), fmt=".2f"), Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("ood_test", "acc_last"), fmt=".2f")]),
+    ("(o.o.d. at k = 8 over\n17 sequences {}, against 0.5 asked)", [summ("Y-d2-p11-seq16", "ood", 8, "model", "accuracy", ".2f")]),
+    ("Y's best o.o.d.-test accuracy came at step {} of 40,000",
+     [Fig("reports/training-p11-d2/runs.csv", (("run", "Y_p11_d2_n32"),), "best_ood_test_step", ",")]),
     # the retrained d4 (V2) over training: reports/V2-trajectory
     ("(Ratio Matching answers {} of these cells", [Fig("reports/V2-trajectory/trajectory.csv", (
         ("step", 40000), ("split", "ood"), ("k", 8), ("predictor", "ratio_matching")), "coverage", "%1")]),
