@@ -306,3 +306,21 @@ def test_readme_quotes_the_depth_contrast_table():
     lines = set(_readme().splitlines())
     missing = [row for row in table if row not in lines]
     assert not missing, f"README lacks these rows of reports/depth-contrast/contrast.md: {missing}"
+
+
+def _depth2_run_row(runs_csv: str, run: str) -> str:
+    """A row of README's table of depth-2 runs at p = 11, built from a committed `compare runs` table."""
+    r = _csv(runs_csv).set_index("run").loc[run]
+    steps = f"{int(r.step):,}" + ("" if r.finished else f" of {int(r.steps_planned):,}")
+    return (f"| {run} | {int(r.d_model)} | {int(r.n_examples)} | {int(r.batch)} | {steps} | {r.wall_clock_min:.0f} | "
+            f"{r.id_train_last:.2f} | {r.id_test_last:.2f} | {r.ood_test_last:.2f} | "
+            f"{r.best_ood_test_acc:.2f} ({int(r.best_ood_test_step):,}) |")
+
+
+@pytest.mark.parametrize("runs_csv, run", [("reports/training/runs.csv", "P_p11_d2_t100"),
+                                           ("reports/training-p11-d2/runs.csv", "X_p11_d2_w128"),
+                                           ("reports/training-p11-d2/runs.csv", "Y_p11_d2_n32")])
+def test_readme_lists_every_depth2_run_at_p11(runs_csv, run):
+    """Every depth-2 attempt at p = 11 (issue 17) is in README's table, with the committed figures."""
+    row = _depth2_run_row(runs_csv, run)
+    assert row in _readme().splitlines(), f"README should have the row: {row}"
