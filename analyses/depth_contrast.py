@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from itertools import cycle
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
 DEFAULT_MODELS = ("d2", "d4-p7", "d4", "X-d2-p11", "Y-d2-p11")
 K = 8
+# Okabe-Ito colours (colour-blind safe), one per model in the order given.
+PALETTE = ("#D55E00", "#0072B2", "#000000", "#CC79A7", "#009E73", "#E69F00", "#56B4E9", "#F0E442")
 
 
 def _summary(name: str) -> pd.DataFrame:
@@ -118,14 +121,13 @@ def draw(models: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained", sharey=True)
-    colours = {"d2": "#D55E00", "d4-p7": "#0072B2", "d4": "#000000", "X-d2-p11": "#CC79A7", "Y-d2-p11": "#009E73"}
     for ax, col, title in zip(axes, ("model_acc_in", "model_acc_out"),
                               ("inside Ratio Matching's coverage", "outside it (needs combining examples)")):
-        for m in models:
+        for m, colour in zip(models, cycle(PALETTE)):
             s = _summary(m)
             r = s[(s["split"] == "ood") & (s["predictor"] == "ratio_matching")].sort_values("k")
-            ax.plot(r["k"], r[col], marker="o", ms=3, color=colours.get(m, "grey"), label=m)
-            ax.fill_between(r["k"], r[f"{col}_lo"], r[f"{col}_hi"], color=colours.get(m, "grey"), alpha=0.15, lw=0)
+            ax.plot(r["k"], r[col], marker="o", ms=3, color=colour, label=m)
+            ax.fill_between(r["k"], r[f"{col}_lo"], r[f"{col}_hi"], color=colour, alpha=0.15, lw=0)
         ax.set_title(f"o.o.d. accuracy {title}", fontsize=9)
         ax.set_xlabel("k")
         ax.set_ylim(-0.02, 1.02)

@@ -81,6 +81,11 @@ def seq(report: str, split: str, k: int, sequence: int, fmt: str = "%1") -> Fig:
     return Fig(f"reports/{report}/sequences.csv", (("split", split), ("k", k), ("sequence", sequence)), "accuracy", fmt)
 
 
+def last_metric(run: str, *key: str, fmt: str = ".2f", scale: float = 1.0) -> Fig:
+    """A figure from the last line of a finished run's ``checkpoints/runs/<run>/metrics.jsonl``."""
+    return Fig(f"checkpoints/runs/{run}/metrics.jsonl", key, fmt=fmt, scale=scale)
+
+
 def zs(run: str, key: str, fmt: str = ".2f") -> Fig:
     return Fig(f"reports/zero-set/{run}.json", (key,), fmt=fmt)
 
@@ -221,17 +226,17 @@ FIGURES: list[tuple[str, list[Fig]]] = [
     ("`total_seconds` **{}** ({} s a comparison), `peak_rss_mb` **{}**",
      [bench("ablate_d4", "total_seconds"), bench("ablate_d4", "seconds_per_comparison", fmt=".3f"),
       bench("ablate_d4", "peak_rss_mb", fmt=",")]),
-    # runs in progress (their committed metrics.jsonl, last line)
+    # the depth-2 runs at p = 11 (issue 17): their committed metrics.jsonl, last line
     ("its row and curves in `reports/training-p11-d2/`) ran its {} steps ({} minutes on one",
-     [Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("step",), fmt=","), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("wall_clock_seconds",), fmt=".0f", scale=1 / 60)]),
+     [last_metric("X_p11_d2_w128", "step", fmt=","), last_metric("X_p11_d2_w128", "wall_clock_seconds", fmt=".0f", scale=1 / 60)]),
     ("train loss {} (chance ln 11 = 2.398), last-shot\naccuracy {} i.d.-train and {} i.d.-test, and o.o.d.-test {}",
-     [Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("train_loss",)), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("id_train", "acc_last"), fmt=".2f"),
-      Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("id_test", "acc_last"), fmt=".2f"), Fig("checkpoints/runs/X_p11_d2_w128/metrics.jsonl", ("ood_test", "acc_last"), fmt=".2f")]),
+     [last_metric("X_p11_d2_w128", "train_loss", fmt=".3f"), last_metric("X_p11_d2_w128", "id_train", "acc_last"),
+      last_metric("X_p11_d2_w128", "id_test", "acc_last"), last_metric("X_p11_d2_w128", "ood_test", "acc_last")]),
     ("`checkpoints/runs/Y_p11_d2_n32/`) ran its {} steps in\n{} minutes",
-     [Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("step",), fmt=","), Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("wall_clock_seconds",), fmt=".0f", scale=1 / 60)]),
+     [last_metric("Y_p11_d2_n32", "step", fmt=","), last_metric("Y_p11_d2_n32", "wall_clock_seconds", fmt=".0f", scale=1 / 60)]),
     ("at the end train loss {}, last-shot accuracy {} i.d.-train, {} i.d.-test and\n{} o.o.d.-test",
-     [Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("train_loss",)), Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("id_train", "acc_last"), fmt=".2f"),
-      Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("id_test", "acc_last"), fmt=".2f"), Fig("checkpoints/runs/Y_p11_d2_n32/metrics.jsonl", ("ood_test", "acc_last"), fmt=".2f")]),
+     [last_metric("Y_p11_d2_n32", "train_loss", fmt=".3f"), last_metric("Y_p11_d2_n32", "id_train", "acc_last"),
+      last_metric("Y_p11_d2_n32", "id_test", "acc_last"), last_metric("Y_p11_d2_n32", "ood_test", "acc_last")]),
     ("(o.o.d. at k = 8 over\n17 sequences {}, against 0.5 asked)", [summ("Y-d2-p11-seq16", "ood", 8, "model", "accuracy", ".2f")]),
     ("Y's best o.o.d.-test accuracy came at step {} of 40,000",
      [Fig("reports/training-p11-d2/runs.csv", (("run", "Y_p11_d2_n32"),), "best_ood_test_step", ",")]),
@@ -317,10 +322,20 @@ def _depth2_run_row(runs_csv: str, run: str) -> str:
             f"{r.best_ood_test_acc:.2f} ({int(r.best_ood_test_step):,}) |")
 
 
-@pytest.mark.parametrize("runs_csv, run", [("reports/training/runs.csv", "P_p11_d2_t100"),
-                                           ("reports/training-p11-d2/runs.csv", "X_p11_d2_w128"),
-                                           ("reports/training-p11-d2/runs.csv", "Y_p11_d2_n32")])
+DEPTH2_RUNS_P11 = [("reports/training/runs.csv", "P_p11_d2_t100"),
+                   ("reports/training-p11-d2/runs.csv", "X_p11_d2_w128"),
+                   ("reports/training-p11-d2/runs.csv", "Y_p11_d2_n32")]
+
+
+@pytest.mark.parametrize("runs_csv, run", DEPTH2_RUNS_P11)
 def test_readme_lists_every_depth2_run_at_p11(runs_csv, run):
     """Every depth-2 attempt at p = 11 (issue 17) is in README's table, with the committed figures."""
     row = _depth2_run_row(runs_csv, run)
     assert row in _readme().splitlines(), f"README should have the row: {row}"
+
+
+def test_readme_states_the_depth2_budget_spent():
+    """The CPU-hours README says issue 17's runs used are the sum of their committed wall clocks."""
+    hours = sum(_csv(f).set_index("run").loc[r, "wall_clock_min"] for f, r in DEPTH2_RUNS_P11) / 60
+    expected = f"P, X and Y used {hours:.1f} of the 8 CPU-hours"
+    assert expected in " ".join(_readme().split()), f"README should say: {expected!r}"
