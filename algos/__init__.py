@@ -6,6 +6,7 @@ or `compare` (a test enforces it).
 from algos.field import check_prime, gf, inverse_table
 from algos.tasks import TaskSetting, task_labels
 from algos.prompts import authors_sequence, random_sequences, query_grid, make_examples
+from algos.solvers import SOLVER_NAMES, reference_solvers, solver
 
 __all__ = [
     "check_prime",
@@ -17,4 +18,7 @@ __all__ = [
     "random_sequences",
     "query_grid",
     "make_examples",
+    "reference_solvers",
+    "solver",
+    "SOLVER_NAMES",
 ]

@@ -5,6 +5,8 @@ the field facts they need; galois supplies the arithmetic and the row reduction.
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 from functools import lru_cache
 
 import galois
@@ -20,10 +22,10 @@ def check_prime(p: object) -> int:
     29
     """
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
-        raise ValueError(f"p must be a prime integer, got {p!r}")
+        raise InputError(f"p must be a prime integer, got {p!r}")
     p = int(p)
     if p < 2 or not galois.is_prime(p):
-        raise ValueError(f"p must be a prime >= 2, got {p}")
+        raise InputError(f"p must be a prime >= 2, got {p}")
     return p
 
 

@@ -11,6 +11,8 @@ Shapes used across the project:
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 import random
 
 import numpy as np
@@ -54,7 +56,7 @@ def random_sequences(p: int, n_sequences: int, k_max: int, seed: int = 0) -> np.
     p = check_prime(p)
     _check_k(k_max, p * p)
     if n_sequences < 1:
-        raise ValueError(f"n_sequences must be >= 1, got {n_sequences}")
+        raise InputError(f"n_sequences must be >= 1, got {n_sequences}")
     rng = np.random.default_rng(seed)
     idx = np.stack([rng.choice(p * p, size=k_max, replace=False) for _ in range(n_sequences)])
     return query_grid(p)[idx]
@@ -68,7 +70,7 @@ def make_examples(p: int, tasks: np.ndarray, sequence: np.ndarray, k: int) -> np
     tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
     sequence = np.asarray(sequence, dtype=np.int64)
     if sequence.ndim != 2 or sequence.shape[1] != 2:
-        raise ValueError(f"sequence: expected shape (k_max, 2), got {sequence.shape}")
+        raise InputError(f"sequence: expected shape (k_max, 2), got {sequence.shape}")
     _check_k(k, sequence.shape[0])
     inputs = sequence[:k]  # (k, 2)
     z = task_labels(p, tasks, inputs)  # (n, k)
@@ -83,29 +85,29 @@ def check_examples(p: int, examples: np.ndarray, queries: np.ndarray | None = No
     """
     ex = np.asarray(examples)
     if ex.ndim != 3 or ex.shape[2] != 3:
-        raise ValueError(f"examples: expected shape (n, k, 3), got {ex.shape}")
+        raise InputError(f"examples: expected shape (n, k, 3), got {ex.shape}")
     if ex.shape[1] < 1:
-        raise ValueError("examples: k must be >= 1")
+        raise InputError("examples: k must be >= 1")
     if not np.issubdtype(ex.dtype, np.integer):
-        raise ValueError(f"examples: expected integers, got dtype {ex.dtype}")
+        raise InputError(f"examples: expected integers, got dtype {ex.dtype}")
     ex = ex.astype(np.int64)
     if ex.size and (ex.min() < 0 or ex.max() >= p):
-        raise ValueError(f"examples: entries must lie in [0, {p}), got range [{ex.min()}, {ex.max()}]")
+        raise InputError(f"examples: entries must lie in [0, {p}), got range [{ex.min()}, {ex.max()}]")
     q = None
     if queries is not None:
         q = np.asarray(queries)
         if q.ndim != 2 or q.shape[1] != 2:
-            raise ValueError(f"queries: expected shape (n, 2), got {q.shape}")
+            raise InputError(f"queries: expected shape (n, 2), got {q.shape}")
         if not np.issubdtype(q.dtype, np.integer):
-            raise ValueError(f"queries: expected integers, got dtype {q.dtype}")
+            raise InputError(f"queries: expected integers, got dtype {q.dtype}")
         q = q.astype(np.int64)
         if q.size and (q.min() < 0 or q.max() >= p):
-            raise ValueError(f"queries: entries must lie in [0, {p}), got range [{q.min()}, {q.max()}]")
+            raise InputError(f"queries: entries must lie in [0, {p}), got range [{q.min()}, {q.max()}]")
     return ex, q
 
 
 def _check_k(k: int, limit: int) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        raise InputError(f"k must be an integer >= 1, got {k!r}")
     if k > limit:
-        raise ValueError(f"k = {k} exceeds the {limit} available example inputs")
+        raise InputError(f"k = {k} exceeds the {limit} available example inputs")

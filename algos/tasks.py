@@ -17,6 +17,8 @@ Two constructors:
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 import hashlib
 import itertools
 import json
@@ -83,13 +85,13 @@ def _as_pairs(tasks: Any, p: int, what: str) -> tuple[tuple[int, int], ...]:
     if arr.size == 0:
         return ()
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"{what}: expected shape (n, 2), got {arr.shape}")
+        raise InputError(f"{what}: expected shape (n, 2), got {arr.shape}")
     if arr.min() < 0 or arr.max() >= p:
         bad = arr[(arr < 0).any(1) | (arr >= p).any(1)][0].tolist()
-        raise ValueError(f"{what}: task {tuple(bad)} is outside Z_{p}^2")
+        raise InputError(f"{what}: task {tuple(bad)} is outside Z_{p}^2")
     pairs = tuple((int(a), int(b)) for a, b in arr)
     if len(set(pairs)) != len(pairs):
-        raise ValueError(f"{what}: tasks are not distinct")
+        raise InputError(f"{what}: tasks are not distinct")
     return pairs
 
 
@@ -121,13 +123,13 @@ class TaskSetting:
         object.__setattr__(self, "pretrain_tasks", _as_pairs(self.pretrain_tasks, p, "pretrain_tasks"))
         object.__setattr__(self, "ood_tasks", _as_pairs(self.ood_tasks, p, "ood_tasks"))
         if set(self.pretrain_tasks) & set(self.ood_tasks):
-            raise ValueError("pretrain_tasks and ood_tasks overlap")
+            raise InputError("pretrain_tasks and ood_tasks overlap")
         order = tuple(int(i) for i in self.input_order)
         if sorted(order) != list(range(p * p)):
-            raise ValueError(f"input_order must be a permutation of range({p * p})")
+            raise InputError(f"input_order must be a permutation of range({p * p})")
         object.__setattr__(self, "input_order", order)
         if not 0 <= self.n_train_inputs <= p * p:
-            raise ValueError(f"n_train_inputs must be in [0, {p * p}], got {self.n_train_inputs}")
+            raise InputError(f"n_train_inputs must be in [0, {p * p}], got {self.n_train_inputs}")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -150,20 +152,20 @@ class TaskSetting:
         p = check_prime(p)
         _check_alpha(alpha)
         if n_base_tasks < 0 or n_random_tasks < 0:
-            raise ValueError("n_base_tasks and n_random_tasks must be >= 0")
+            raise InputError("n_base_tasks and n_random_tasks must be >= 0")
         if 4 * n_base_tasks + n_random_tasks > p * p:
-            raise ValueError(
+            raise InputError(
                 f"{4 * n_base_tasks + n_random_tasks} pre-training tasks requested but Z_{p}^2 has {p * p}"
             )
         if n_base_tasks and p < 5:
-            raise ValueError(f"the rectangular rule needs p >= 5 (two free values), got p={p}")
+            raise InputError(f"the rectangular rule needs p >= 5 (two free values), got p={p}")
         for attempt in range(_MAX_RESEEDS):
             rng = np.random.default_rng([task_seed, attempt])
             tasks = _rectangular_numpy(p, n_base_tasks, rng)
             if tasks is not None:
                 break
         else:
-            raise ValueError(
+            raise InputError(
                 f"the rectangular rule could not place {n_base_tasks} base tasks at p={p} "
                 f"after {_MAX_RESEEDS} reseeds; use fewer tasks or a larger p"
             )
@@ -214,7 +216,7 @@ class TaskSetting:
         p = check_prime(p)
         _check_alpha(alpha)
         if 4 * n_base_tasks + n_random_tasks > p * p:
-            raise ValueError(f"{4 * n_base_tasks + n_random_tasks} tasks requested but Z_{p}^2 has {p * p}")
+            raise InputError(f"{4 * n_base_tasks + n_random_tasks} tasks requested but Z_{p}^2 has {p * p}")
         state = random.getstate()
         np_state = np.random.get_state()
         try:
@@ -323,17 +325,17 @@ class TaskSetting:
     def from_dict(cls, d: dict[str, Any]) -> "TaskSetting":
         """Inverse of :meth:`to_dict`; checks the fingerprint when one is present."""
         if not isinstance(d, dict):
-            raise ValueError(f"task setting must be a dict, got {type(d).__name__}")
+            raise InputError(f"task setting must be a dict, got {type(d).__name__}")
         fmt = d.get("format", SETTING_FORMAT)
         if fmt > SETTING_FORMAT:
-            raise ValueError(f"task setting format {fmt} is newer than this version ({SETTING_FORMAT})")
+            raise InputError(f"task setting format {fmt} is newer than this version ({SETTING_FORMAT})")
         known = {f for f in cls.__dataclass_fields__}
         missing = {"p", "pretrain_tasks", "ood_tasks", "input_order", "n_train_inputs", "alpha"} - set(d)
         if missing:
-            raise ValueError(f"task setting is missing {sorted(missing)}")
+            raise InputError(f"task setting is missing {sorted(missing)}")
         setting = cls(**{k: v for k, v in d.items() if k in known})
         if "fingerprint" in d and d["fingerprint"] != setting.fingerprint():
-            raise ValueError("task setting fingerprint does not match its content")
+            raise InputError("task setting fingerprint does not match its content")
         return setting
 
     def fingerprint(self) -> str:
@@ -370,7 +372,7 @@ class TaskSetting:
 # ---------------------------------------------------------------------- helpers
 def _check_alpha(alpha: float) -> None:
     if not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha (the train-input fraction) must be in (0, 1), got {alpha}")
+        raise InputError(f"alpha (the train-input fraction) must be in (0, 1), got {alpha}")
 
 
 def _n_train(p: int, alpha: float) -> int:
@@ -415,7 +417,7 @@ def _rectangular_python(p: int, base: list[list[int]]) -> list[list[int]]:
                 tasks.extend(trio)
                 break
         else:
-            raise ValueError(
+            raise InputError(
                 f"the rectangular rule (authors' replay) found no free partners for base task ({a},{b}) at p={p}"
             )
     return tasks

@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from algos.solvers import RatioMatching
-    from compare.engine import run_comparison
-    from compare.breakdowns import breakdown
-    from compare.grid import build_sequences  # the same draw as `compare run --sequences`
+    from compare.engine.comparison import run_comparison
+    from compare.engine.breakdowns import breakdown
+    from compare.engine.grid import build_sequences  # the same draw as `compare run --sequences`
     from model.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
     from model.predictor import ModelPredictor
 

@@ -31,7 +31,7 @@ from machine import emit
 P = 29
 CHILD = (
     "import json, resource, sys, time\n"
-    "from compare.cli import main\n"
+    "from compare.cli.main import main\n"
     "t0 = time.perf_counter(); rc = main(sys.argv[1:]); wall = time.perf_counter() - t0\n"
     "print(json.dumps({'rc': rc, 'seconds': wall, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
 )

@@ -1,6 +1,6 @@
 """``python -m compare`` runs the same console script as ``compare``."""
 import sys
 
-from compare.cli import main
+from compare.cli.main import main
 
 sys.exit(main())

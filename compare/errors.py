@@ -1,8 +1,10 @@
 """The error type the CLI turns into one line on stderr and exit code 2."""
 from __future__ import annotations
 
-__all__ = ["UsageError"]
+from algos.errors import InputError
+
+__all__ = ["UsageError", "InputError"]
 
 
-class UsageError(ValueError):
+class UsageError(InputError):
     """Bad user input: a wrong flag value, a missing file, an unwritable folder."""

@@ -2,6 +2,6 @@
 ("circles of circles"), embedding planes and Pearson ("kaleidoscope") maps, each a function
 of a checkpoint and a prompt set returning arrays and tables, with a score beside it.
 
-Depends on ``algos`` and ``model`` only; ``interp.plots`` draws, ``compare.cmd_inspect``
+Depends on ``algos`` and ``model`` only; ``interp.plots`` draws, ``compare.cli.inspect``
 writes the report.
 """

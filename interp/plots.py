@@ -1,5 +1,5 @@
 """Figures of the representation analyses. Each function draws on the axes it is given
-and returns them; none saves or shows (``compare.cmd_inspect`` saves)."""
+and returns them; none saves or shows (``compare.cli.inspect`` saves)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

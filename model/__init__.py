@@ -1,5 +1,56 @@
 """The paper's transformer: configs, the decoder, data, training, checkpoints, the predictor.
 
-Depends on torch and ``algos``; never imports ``compare``.
+Depends on torch and ``algos``; never imports ``compare``. A notebook's entry points::
+
+    from model import load, ModelPredictor, GPT, get_preset, train, RunSpec
+
+    ck = load("d4.pt")                       # configs, task setting, weights, history
+    net = ck.build_model()                   # the GPT (hook points named as TransformerLens's)
+    pred = ModelPredictor(ck)                # behind the predictor interface of ``algos.solvers``
+
+The console commands that belong to the model (``compare train``, ``export``,
+``import-authors``) live in :mod:`model.commands`.
 """
-__all__: list[str] = []
+from __future__ import annotations
+
+import os
+
+from model.ablation import AblatedPredictor, Ablation, parse_ablations
+from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
+from model.config import PRESETS, ModelConfig, Preset, SettingConfig, TrainConfig, get_preset
+from model.gpt import GPT, HookPoint
+from model.predictor import ModelPredictor
+from model.train import RunSpec, train
+
+__all__ = [
+    "load",
+    "Checkpoint",
+    "CheckpointError",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "save_checkpoint",
+    "ModelConfig",
+    "TrainConfig",
+    "SettingConfig",
+    "Preset",
+    "PRESETS",
+    "get_preset",
+    "GPT",
+    "HookPoint",
+    "ModelPredictor",
+    "Ablation",
+    "AblatedPredictor",
+    "parse_ablations",
+    "RunSpec",
+    "train",
+]
+
+
+def load(spec: str | os.PathLike[str]) -> Checkpoint:
+    """A checkpoint by path or bundled name (``"d4.pt"``): a file of that name in the working
+    folder wins over the bundled one. Never runs code (``weights_only=True``).
+
+    >>> load("d4.pt").setting.p
+    11
+    """
+    return load_checkpoint(resolve_checkpoint(spec))

@@ -31,6 +31,8 @@ full forward.
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -107,31 +109,31 @@ def parse_ablation(text: str, n_layer: int, n_head: int) -> Ablation:
     """
     text = text.strip()
     if not text:
-        raise ValueError(f"empty component name ({_SYNTAX})")
+        raise InputError(f"empty component name ({_SYNTAX})")
     if text.lower() == NONE:
         return Ablation(NONE)
     parts = [t.strip() for t in text.split("+")]
     members: list[Component] = []
     for part in parts:
         if not part:
-            raise ValueError(f"{text!r}: empty member in the set ({_SYNTAX})")
+            raise InputError(f"{text!r}: empty member in the set ({_SYNTAX})")
         if part.lower() == NONE:
-            raise ValueError(f"{text!r}: 'none' cannot be part of a set")
+            raise InputError(f"{text!r}: 'none' cannot be part of a set")
         m = _TOKEN.match(part)
         if not m:
-            raise ValueError(f"unknown component {part!r} ({_SYNTAX})")
+            raise InputError(f"unknown component {part!r} ({_SYNTAX})")
         layer = int(m.group(1))
         if layer >= n_layer:
-            raise ValueError(f"{part}: layer {layer} is out of range (the checkpoint has layers 0..{n_layer - 1})")
+            raise InputError(f"{part}: layer {layer} is out of range (the checkpoint has layers 0..{n_layer - 1})")
         if m.group(2) is not None:
             head = int(m.group(2))
             if head >= n_head:
-                raise ValueError(f"{part}: head {head} is out of range (the checkpoint has heads 0..{n_head - 1} per layer)")
+                raise InputError(f"{part}: head {head} is out of range (the checkpoint has heads 0..{n_head - 1} per layer)")
             comp = Component("head", layer, head)
         else:
             comp = Component("attn" if m.group(3) else "mlp", layer)
         if comp in members:
-            raise ValueError(f"{text!r}: {comp.name} appears twice")
+            raise InputError(f"{text!r}: {comp.name} appears twice")
         members.append(comp)
     return Ablation("+".join(c.name for c in members), tuple(members))
 
@@ -175,7 +177,7 @@ class ActivationMeans:
 
     def at(self, k: int, site: str, layer: int) -> torch.Tensor:
         if k not in self.by_k:
-            raise ValueError(f"mean ablation: no activation means for k = {k} (have k = {sorted(self.by_k)})")
+            raise InputError(f"mean ablation: no activation means for k = {k} (have k = {sorted(self.by_k)})")
         return self.by_k[k][(site, layer)]
 
 
@@ -263,14 +265,14 @@ class AblatedPredictor(ModelPredictor):
         net: GPT | None = None,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"unknown ablation mode {mode!r} (use {' or '.join(MODES)})")
+            raise InputError(f"unknown ablation mode {mode!r} (use {' or '.join(MODES)})")
         if mode == "mean" and means is None and not ablation.is_none:
-            raise ValueError("mean ablation needs activation means (see model.ablation.prompt_means)")
+            raise InputError("mean ablation needs activation means (see model.ablation.prompt_means)")
         super().__init__(ckpt, device=device, batch_prefixes=batch_prefixes, precision=precision, net=net)
         cfg = ckpt.model_config
         for c in ablation.components:  # a hand-built Ablation is checked like a parsed one
             if c.layer >= cfg.n_layer or (c.kind == "head" and not 0 <= (c.head or 0) < cfg.n_head):
-                raise ValueError(f"{c.name} does not exist in a model of {cfg.n_layer} layers x {cfg.n_head} heads")
+                raise InputError(f"{c.name} does not exist in a model of {cfg.n_layer} layers x {cfg.n_head} heads")
         self.ablation, self.mode, self.means = ablation, mode, means
         # (site, layer) -> head mask (1, H, 1, 1) bool for hook_z, None for a whole output
         self._edits: dict[tuple[str, int], torch.Tensor | None] = {}

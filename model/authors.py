@@ -42,6 +42,8 @@ the first p logits, so the unused tokens are carried along but never predicted.
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -194,7 +196,7 @@ class AuthorsRun:
         if self.n_layer < 1 or self.n_examples < 2:
             problems.append(f"d{self.n_layer} / row{self.n_examples} out of range")
         if problems:
-            raise ValueError(f"{self.file_name}: unsupported authors' configuration: " + "; ".join(problems))
+            raise InputError(f"{self.file_name}: unsupported authors' configuration: " + "; ".join(problems))
 
     # ------------------------------------------------------------------ configs
     def model_config(self) -> ModelConfig:
@@ -233,7 +235,7 @@ def parse_authors_filename(name: str | os.PathLike) -> AuthorsRun:
         m = re.compile(pattern).match(base_name, pos)
         if m is None:
             rest = base_name[pos : pos + 24] + ("..." if len(base_name) > pos + 24 else "")
-            raise ValueError(
+            raise InputError(
                 f"{base_name}: not an authors' checkpoint file name: expected {expected} at {rest!r} "
                 f"(the name carries the configuration, e.g. {_EXAMPLE})"
             )
@@ -406,7 +408,7 @@ def import_authors_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, co
     run = parse_authors_filename(src)
     run.check_supported()
     if dst.resolve() == src.resolve():
-        raise ValueError(f"{dst}: --out would overwrite the source file")
+        raise InputError(f"{dst}: --out would overwrite the source file")
     state, sha = load_authors_state_dict(src)
     mcfg = run.model_config()
     weights = convert_authors_state_dict(state, mcfg, run, source=str(src))

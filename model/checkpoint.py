@@ -17,6 +17,8 @@ The file is a plain dict of tensors, numbers, strings, lists and dicts, so it lo
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 import hashlib
 import io
 import json
@@ -50,7 +52,7 @@ FORMAT_VERSION = 1
 KIND = "icl-modgrok-checkpoint"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint file that is missing, unreadable, foreign or unsafe."""
 
 

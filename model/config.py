@@ -13,6 +13,8 @@ in well under a minute and is what the tests use.
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -43,9 +45,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.vocab_size < self.p:
-            raise ValueError(f"vocab_size {self.vocab_size} < p {self.p}")
+            raise InputError(f"vocab_size {self.vocab_size} < p {self.p}")
         if self.d_model % self.n_head or (self.d_model // self.n_head) % 2:
-            raise ValueError(f"d_model {self.d_model} must split into {self.n_head} heads of even size")
+            raise InputError(f"d_model {self.d_model} must split into {self.n_head} heads of even size")
 
     @property
     def block_size(self) -> int:
@@ -82,14 +84,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
+            raise InputError("steps and batch_size must be >= 1")
         if self.precision not in {"auto", "fp32", "bf16"}:
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+            raise InputError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         object.__setattr__(self, "snapshots", tuple(sorted({int(s) for s in self.snapshots})))
         bad = [s for s in self.snapshots if not 1 <= s <= self.steps]
         if bad:
-            raise ValueError(f"snapshot steps must lie in 1..{self.steps}, got {bad[0]}")
+            raise InputError(f"snapshot steps must lie in 1..{self.steps}, got {bad[0]}")
 
 
 def snapshot_steps(spec: str, steps: int) -> tuple[int, ...]:
@@ -105,18 +107,18 @@ def snapshot_steps(spec: str, steps: int) -> tuple[int, ...]:
         try:
             n = int(spec[4:])
         except ValueError:
-            raise ValueError(f"--snapshots: {spec!r}: expected log:N with an integer N") from None
+            raise InputError(f"--snapshots: {spec!r}: expected log:N with an integer N") from None
         if n < 2:
-            raise ValueError(f"--snapshots: log:N needs N >= 2, got {n}")
+            raise InputError(f"--snapshots: log:N needs N >= 2, got {n}")
         out = {round(steps ** (i / (n - 1))) for i in range(n)}
     else:
         try:
             out = {int(s) for s in spec.split(",") if s.strip()}
         except ValueError:
-            raise ValueError(f"--snapshots: {spec!r}: expected steps like 200,500,1000 or log:N") from None
+            raise InputError(f"--snapshots: {spec!r}: expected steps like 200,500,1000 or log:N") from None
     bad = sorted(s for s in out if not 1 <= s <= steps)
     if bad:
-        raise ValueError(f"--snapshots: step {bad[0]} is outside 1..{steps}")
+        raise InputError(f"--snapshots: step {bad[0]} is outside 1..{steps}")
     return tuple(sorted(out))
 
 
@@ -146,7 +148,7 @@ class SettingConfig:
             return TaskSetting.authors_replay(**common, max_ood_tasks=cap)
         if self.convention == "native":
             return TaskSetting.build(**common, max_ood_tasks=self.max_ood_tasks)
-        raise ValueError(f"convention must be 'authors' or 'native', got {self.convention!r}")
+        raise InputError(f"convention must be 'authors' or 'native', got {self.convention!r}")
 
 
 @dataclass(frozen=True)
@@ -235,13 +237,13 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
 
 
 def config_from_dict(cls: type, d: dict[str, Any]):
     """Rebuild a config dataclass from its ``asdict`` form, ignoring unknown keys."""
     if not isinstance(d, dict):
-        raise ValueError(f"{cls.__name__}: expected a dict, got {type(d).__name__}")
+        raise InputError(f"{cls.__name__}: expected a dict, got {type(d).__name__}")
     names = {f.name for f in fields(cls)}
     return cls(**{k: (tuple(v) if k == "betas" else v) for k, v in d.items() if k in names})
 

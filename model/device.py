@@ -6,6 +6,8 @@ device, the autocast context (bf16 on CUDA by default, fp32 on CPU), optional
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 import contextlib
 import os
 from dataclasses import dataclass
@@ -30,11 +32,11 @@ def pick_device(spec: str = "auto") -> torch.device:
         return torch.device("cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {spec}: CUDA is not available on this machine")
+            raise InputError(f"--device {spec}: CUDA is not available on this machine")
         if spec == "cuda" and "LOCAL_RANK" in os.environ:
             return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         return torch.device(spec)
-    raise ValueError(f"unknown device {spec!r} (use auto, cpu or cuda)")
+    raise InputError(f"unknown device {spec!r} (use auto, cpu or cuda)")
 
 
 def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:

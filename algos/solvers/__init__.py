@@ -15,6 +15,8 @@ by every solver.
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 from algos.solvers.base import NO_ANSWER, Prediction, Predictor
 from algos.solvers.bayes import BayesMemorized, BayesUniform
 from algos.solvers.modular_regression import ModularRegression
@@ -33,7 +35,19 @@ __all__ = [
     "RatioMatchingMajority",
     "ModularRegressionMajority",
     "reference_solvers",
+    "solver",
+    "SOLVER_NAMES",
 ]
+
+#: The solvers' names, in the order :func:`reference_solvers` returns them.
+SOLVER_NAMES = (
+    "ratio_matching",
+    "modular_regression",
+    "bayes_memorized",
+    "bayes_uniform",
+    "ratio_matching_majority",
+    "modular_regression_majority",
+)
 
 
 def reference_solvers(setting: TaskSetting) -> list[Predictor]:
@@ -51,3 +65,16 @@ def reference_solvers(setting: TaskSetting) -> list[Predictor]:
         RatioMatchingMajority(p),
         ModularRegressionMajority(p),
     ]
+
+
+def solver(name: str, setting: TaskSetting) -> Predictor:
+    """One reference solver by name, for a task setting.
+
+    >>> from algos.tasks import TaskSetting
+    >>> solver("ratio_matching", TaskSetting.build(7, n_base_tasks=2, alpha=0.8)).name
+    'ratio_matching'
+    """
+    for s in reference_solvers(setting):
+        if s.name == name:
+            return s
+    raise InputError(f"unknown solver {name!r} (known: {', '.join(SOLVER_NAMES)})")

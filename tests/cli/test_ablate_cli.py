@@ -1,4 +1,4 @@
-"""``compare ablate`` through compare.cli.main(argv): files, rows, deltas, manifest, errors, determinism."""
+"""``compare ablate`` through compare.cli.main.main(argv): files, rows, deltas, manifest, errors, determinism."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from compare.cli import main
+from compare.cli.main import main
 from model.testing import tiny_checkpoint
 
 FAST = ["--threads", "1", "--n-boot", "40", "--quiet"]
@@ -168,12 +168,12 @@ def test_missing_checkpoint_is_one_line(work, capsys):
 
 
 def test_failure_midway_leaves_nothing(work, capsys, monkeypatch):
-    import compare.ablation_report
+    import compare.reports.ablation
 
     def broken(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(compare.ablation_report, "write_ablation_report", broken)
+    monkeypatch.setattr(compare.reports.ablation, "write_ablation_report", broken)
     rc, _, err = _run(capsys, "ablate", "--ckpt", "tiny.pt", "--k", "1", "--components", "L0H0", *FAST)
     assert rc == 2 and "No space left on device" in err
     assert not (work / "reports").exists()

@@ -3,7 +3,7 @@ import shlex
 
 import torch
 
-from compare.cli import main
+from compare.cli.main import main
 from model.checkpoint import load_checkpoint
 
 FAST = ["--preset", "smoke", "--steps", "10", "--eval-every", "3", "--save-every", "3", "--eval-sequences", "8",

@@ -1,11 +1,11 @@
-"""``compare import-authors`` through ``compare.cli.main``, and the imported file in other commands."""
+"""``compare import-authors`` through ``compare.cli.main.main``, and the imported file in other commands."""
 import json
 
 import pytest
 import torch
 
 from algos.tasks import TaskSetting
-from compare.cli import main
+from compare.cli.main import main
 from model.checkpoint import load_checkpoint
 from model.testing import authors_state_dict
 

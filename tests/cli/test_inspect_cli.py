@@ -1,4 +1,4 @@
-"""``compare inspect`` through compare.cli.main(argv): files, scores, manifest, errors."""
+"""``compare inspect`` through compare.cli.main.main(argv): files, scores, manifest, errors."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from compare.cli import main
+from compare.cli.main import main
 from model.testing import tiny_checkpoint
 
 
@@ -57,7 +57,7 @@ def test_layers_and_sequences_choose_what_is_analysed(work, capsys):
                       "--no-head-maps", "--out", "one", "--quiet")
     assert rc == 0, err
     man = json.loads((work / "one" / "manifest.json").read_text())
-    from compare.grid import build_sequences
+    from compare.engine.grid import build_sequences
 
     assert man["layers"] == [1] and man["sequence"] == build_sequences(5, man["k"], n_random=2, seed=4)[2].tolist()
     assert not (work / "one" / "similarity_heads_y.png").exists()

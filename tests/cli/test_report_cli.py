@@ -1,4 +1,4 @@
-"""``compare report DIR`` through compare.cli.main(argv): rebuild without the model."""
+"""``compare report DIR`` through compare.cli.main.main(argv): rebuild without the model."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from compare.cli import main
-from compare.run_folder import read_cells
+from compare.cli.main import main
+from compare.storage.folder import read_cells
 from model.testing import tiny_checkpoint
 
 
@@ -101,7 +101,7 @@ def test_report_needs_no_torch(copy, tmp_path):
     """
     code = (
         "import argparse, sys; sys.modules['torch'] = None; sys.modules['model'] = None\n"
-        "from compare import cmd_report\n"
+        "from compare.cli import report as cmd_report\n"
         "ap = argparse.ArgumentParser(); cmd_report.add_parser(ap.add_subparsers())\n"
         f"a = ap.parse_args(['report', {str(copy)!r}, '--out', {str(tmp_path / 'nt')!r}])\n"
         "sys.exit(a.func(a))\n"

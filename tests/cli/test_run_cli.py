@@ -1,4 +1,4 @@
-"""``compare run`` through compare.cli.main(argv): files, manifest, errors, atomicity, determinism."""
+"""``compare run`` through compare.cli.main.main(argv): files, manifest, errors, atomicity, determinism."""
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from compare.cli import main
-from compare.run_folder import read_cells
+from compare.cli.main import main
+from compare.storage.folder import read_cells
 from model.testing import tiny_checkpoint
 
 FAST = ["--threads", "1", "--n-boot", "50", "--quiet"]
@@ -224,16 +224,16 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def test_failure_midway_leaves_whole_files_that_a_rerun_completes(work, capsys, monkeypatch):
     """A run that fails leaves its manifest and whole task files, never a half-written file
     nor a temporary; the same command then resumes and finishes."""
-    import compare.run_report
+    import compare.reports.run
 
     args = ["run", "--ckpt", "tiny.pt", "--k", "1..2", "--tasks", "1,1;2,3", *FAST]
-    real = compare.run_report.write_report
+    real = compare.reports.run.write_report
 
     def broken(*a, **k):
         real(*a, **k)  # the figures are written, then the disk fills up
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(compare.run_report, "write_report", broken)
+    monkeypatch.setattr(compare.reports.run, "write_report", broken)
     rc, _, err = _run(capsys, *args)
     assert rc == 2 and "No space left on device" in err
     folder = work / "reports" / "tiny"
@@ -241,7 +241,7 @@ def test_failure_midway_leaves_whole_files_that_a_rerun_completes(work, capsys, 
     assert left == {"manifest.json", "cells"}, left  # no report file, no temporary
     assert sorted(p.name for p in (folder / "cells").iterdir()) == ["task-1-1.parquet", "task-2-3.parquet"]
 
-    monkeypatch.setattr(compare.run_report, "write_report", real)
+    monkeypatch.setattr(compare.reports.run, "write_report", real)
     rc, out, err = _run(capsys, *args)
     assert rc == 0 and "0 task(s) computed, 2 already there" in out, err
     before = _tree(folder)
@@ -258,9 +258,9 @@ def test_failure_midway_leaves_whole_files_that_a_rerun_completes(work, capsys, 
 
 
 def test_interrupted_run_keeps_only_whole_files(work, capsys, monkeypatch):
-    import compare.cells_store
+    import compare.storage.cells
 
-    real = compare.cells_store.write_task
+    real = compare.storage.cells.write_task
     calls = []
 
     def write_then_stop(*a, **k):
@@ -269,13 +269,13 @@ def test_interrupted_run_keeps_only_whole_files(work, capsys, monkeypatch):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(compare.cells_store, "write_task", write_then_stop)
+    monkeypatch.setattr(compare.storage.cells, "write_task", write_then_stop)
     args = ["run", "--ckpt", "tiny.pt", "--k", "1..2", "--tasks", "1,1;2,3;4,0", *FAST, "--out", "elsewhere/run"]
     rc, _, err = _run(capsys, *args)
     assert rc == 130 and "interrupted" in err
     folder = work / "elsewhere" / "run"
     assert sorted(p.name for p in (folder / "cells").iterdir()) == ["task-1-1.parquet"]
-    monkeypatch.setattr(compare.cells_store, "write_task", real)
+    monkeypatch.setattr(compare.storage.cells, "write_task", real)
     rc, out, err = _run(capsys, *args)
     assert rc == 0 and "2 task(s) computed, 1 already there" in out, err
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from compare.cli import main
-from compare.run_folder import read_cells
+from compare.cli.main import main
+from compare.storage.folder import read_cells
 from model.testing import tiny_checkpoint
 
 ARGS = ["run", "--ckpt", "tiny.pt", "--k", "1..3", "--sequences", "1", "--threads", "1", "--n-boot", "30", "--quiet"]

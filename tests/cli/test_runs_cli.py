@@ -1,7 +1,7 @@
 """`compare runs`: the table and figures over training run folders."""
 import pandas as pd
 
-from compare.cli import main
+from compare.cli.main import main
 from model.checkpoint import load_checkpoint
 
 FAST = ["--preset", "smoke", "--steps", "6", "--eval-every", "3", "--eval-sequences", "8", "--d-model", "16",

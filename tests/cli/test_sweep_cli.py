@@ -1,5 +1,5 @@
 """`compare sweep`: sequential points, a SLURM array, collection, bad input."""
-from compare.cli import main
+from compare.cli.main import main
 
 TINY = ["--", "--steps", "4", "--eval-every", "2", "--eval-sequences", "8", "--d-model", "16", "--n-head", "2",
         "--threads", "1"]

@@ -1,7 +1,7 @@
 """`compare tasks` through main(argv): summaries, JSON, and bad input."""
 import json
 
-from compare.cli import main
+from compare.cli.main import main
 
 
 def test_authors_replay_json_has_the_released_task_set(capsys):

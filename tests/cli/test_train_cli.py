@@ -1,5 +1,5 @@
 """`compare train` through main(argv): a run folder, overrides, resumption, bad input."""
-from compare.cli import main
+from compare.cli.main import main
 from model.checkpoint import load_checkpoint
 
 FAST = ["--steps", "8", "--eval-every", "4", "--save-every", "4", "--eval-sequences", "8", "--no-progress"]

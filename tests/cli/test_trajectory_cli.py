@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compare.cli import main
-from compare.trajectory import crossings
+from compare.cli.main import main
+from compare.engine.crossings import crossings
 
 FAST = ["--quiet", "--threads", "1", "--n-boot", "20"]
 

@@ -1,4 +1,4 @@
-"""The ablation table (compare.ablation) and its heatmap (compare.plots.plot_ablation_heatmap)."""
+"""The ablation table (compare.engine.ablation_table) and its heatmap (compare.reports.plots.plot_ablation_heatmap)."""
 from __future__ import annotations
 
 import itertools
@@ -10,11 +10,11 @@ from compare_stand_ins import NoisyModel
 
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
-from compare.ablation import ablation_columns, ablation_rows, most_damaging
-from compare.engine import run_comparison
-from compare.grid import build_sequences
-from compare.aggregates import unit_sums
-from compare.summary import paired_differences, summarize
+from compare.engine.ablation_table import ablation_columns, ablation_rows, most_damaging
+from compare.engine.comparison import run_comparison
+from compare.engine.grid import build_sequences
+from compare.engine.aggregates import unit_sums
+from compare.engine.summary import paired_differences, summarize
 
 P = 5
 
@@ -64,7 +64,7 @@ def test_most_damaging_is_the_largest_mean_drop(comparisons):
 def test_heatmap_draws_components_by_k_and_returns_the_axes(comparisons):
     import matplotlib.pyplot as plt
 
-    from compare.plots import plot_ablation_heatmap
+    from compare.reports.plots import plot_ablation_heatmap
 
     plain, damaged = comparisons
     table = pd.concat([_rows("none", plain, plain), _rows("L0H0+L1mlp", damaged, plain)], ignore_index=True)

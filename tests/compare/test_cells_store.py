@@ -1,4 +1,4 @@
-"""compare.cells_store and compare.run_folder: task files, config hash, shards, the streamed aggregates."""
+"""compare.storage.cells and compare.storage.folder: task files, config hash, shards, the streamed aggregates."""
 from __future__ import annotations
 
 import itertools
@@ -13,13 +13,13 @@ import pytest
 
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
-from compare import cells_store
-from compare.aggregates import Accumulator, aggregate, merge
-from compare.engine import iter_comparison, run_comparison
+from compare.storage import cells as cells_store
+from compare.engine.aggregates import Accumulator, aggregate, merge
+from compare.engine.comparison import iter_comparison, run_comparison
 from compare.errors import UsageError
-from compare.grid import build_sequences
-from compare.run_folder import Shard, folder_aggregates, resolve_shard
-from compare.summary import compute_all, summaries
+from compare.engine.grid import build_sequences
+from compare.storage.folder import Shard, folder_aggregates, resolve_shard
+from compare.engine.summary import compute_all, summaries
 from compare_stand_ins import NoisyModel
 
 P = 5

@@ -10,10 +10,10 @@ import pytest
 from algos.prompts import query_grid
 from algos.solvers import BayesUniform, ModularRegression, RatioMatching, reference_solvers
 from algos.tasks import TaskSetting, task_labels
-from compare.engine import run_comparison
-from compare.grid import build_sequences
-from compare.breakdowns import task_panels
-from compare.summary import summarize
+from compare.engine.comparison import run_comparison
+from compare.engine.grid import build_sequences
+from compare.engine.breakdowns import task_panels
+from compare.engine.summary import summarize
 from compare_stand_ins import NoisyModel, Oracle
 
 P = 5

@@ -14,9 +14,9 @@ import pytest
 
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
-from compare.engine import run_comparison
-from compare.grid import build_sequences, select_tasks
-from compare.summary import compute_all
+from compare.engine.comparison import run_comparison
+from compare.engine.grid import build_sequences, select_tasks
+from compare.engine.summary import compute_all
 from compare_stand_ins import NoisyModel
 
 GOLDEN = Path(__file__).parent / "golden"

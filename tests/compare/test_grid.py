@@ -1,4 +1,4 @@
-"""k specs, task specs and example sequences (compare.grid)."""
+"""k specs, task specs and example sequences (compare.engine.grid)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from algos.prompts import authors_sequence
 from algos.tasks import TaskSetting
-from compare.grid import (
+from compare.engine.grid import (
     build_sequences,
     check_ks,
     parse_example_sequence,

@@ -1,11 +1,11 @@
-"""compare.memory: free heap pages go back to the OS where the C library allows it."""
+"""compare.storage.memory: free heap pages go back to the OS where the C library allows it."""
 from __future__ import annotations
 
 import platform
 
 import numpy as np
 
-from compare.memory import release_free_memory
+from compare.storage.memory import release_free_memory
 
 
 def test_release_works_exactly_where_libc_is_glibc():

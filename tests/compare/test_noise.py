@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from algos.prompts import make_examples
 from algos.solvers import reference_solvers
 from algos.tasks import TaskSetting, task_labels
-from compare.engine import run_comparison
-from compare.grid import build_sequences
-from compare.noise import label_offsets, noise_level_sweep, noise_position_sweep, sweep_accuracy
+from compare.engine.comparison import run_comparison
+from compare.engine.grid import build_sequences
+from compare.engine.noise import label_offsets, noise_level_sweep, noise_position_sweep, sweep_accuracy
 from compare_stand_ins import Oracle
 
 

@@ -1,7 +1,7 @@
 """Phase classification from the four sets' last-shot accuracies."""
 import pytest
 
-from compare.phases import classify, phase_table
+from compare.engine.phases import classify, phase_table
 
 
 @pytest.mark.parametrize(
@@ -42,8 +42,8 @@ def test_transient_run_is_classified_at_its_last_and_best_evaluation(tmp_path):
     """A run that generalizes o.o.d. and then memorizes gets both phases, and best.pt's step."""
     import json
 
-    from compare.phases import read_point
-    from compare.training_report import write_phase_report
+    from compare.engine.phases import read_point
+    from compare.reports.training import write_phase_report
 
     history = [
         _evaluation(100, (0.2, 0.2, 0.2, 0.2), 0.15),

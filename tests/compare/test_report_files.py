@@ -1,4 +1,4 @@
-"""The file writer: atomic folders, run files, figures and pages (compare.report, compare.plots)."""
+"""The file writer: atomic folders, run files, figures and pages (compare.storage.files, compare.reports.plots)."""
 from __future__ import annotations
 
 import itertools
@@ -12,12 +12,14 @@ import pytest
 
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
-from compare import plots, report, run_report
-from compare.engine import run_comparison
+from compare.reports import plots
+from compare.storage import files as report
+from compare.reports import run as run_report
+from compare.engine.comparison import run_comparison
 from compare.errors import UsageError
-from compare.grid import build_sequences
-from compare.breakdowns import agreement_maps, task_panels
-from compare.summary import compute_all
+from compare.engine.grid import build_sequences
+from compare.engine.breakdowns import agreement_maps, task_panels
+from compare.engine.summary import compute_all
 from compare_stand_ins import NoisyModel
 
 P = 5

@@ -1,4 +1,4 @@
-"""Summaries, bootstrap intervals, attribution and maps (compare.summary)."""
+"""Summaries, bootstrap intervals, attribution and maps (compare.engine.summary)."""
 from __future__ import annotations
 
 import itertools
@@ -9,11 +9,11 @@ import pytest
 
 from algos.solvers import ModularRegression, RatioMatching, reference_solvers
 from algos.tasks import TaskSetting
-from compare.engine import run_comparison
-from compare.grid import build_sequences
-from compare.aggregates import ABSTAINED, NONE, attribute_cells, explained_by
-from compare.breakdowns import agreement_maps, breakdown, task_panels
-from compare.summary import attribution, compute_all, summarize
+from compare.engine.comparison import run_comparison
+from compare.engine.grid import build_sequences
+from compare.engine.aggregates import ABSTAINED, NONE, attribute_cells, explained_by
+from compare.engine.breakdowns import agreement_maps, breakdown, task_panels
+from compare.engine.summary import attribution, compute_all, summarize
 from compare_stand_ins import NoisyModel, Oracle
 
 P = 5
@@ -214,8 +214,8 @@ def _with_model(cells: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
 
 
 def test_paired_differences_point_is_the_difference_of_the_summaries(cells):
-    from compare.aggregates import unit_sums
-    from compare.summary import paired_differences
+    from compare.engine.aggregates import unit_sums
+    from compare.engine.summary import paired_differences
 
     rng = np.random.default_rng(0)
     other = _with_model(cells, np.where(rng.random(len(cells)) < 0.3, -1, cells["pred_model"].to_numpy()))
@@ -233,8 +233,8 @@ def test_paired_differences_point_is_the_difference_of_the_summaries(cells):
 
 
 def test_paired_differences_of_a_table_with_itself_are_exactly_zero(cells):
-    from compare.aggregates import unit_sums
-    from compare.summary import paired_differences
+    from compare.engine.aggregates import unit_sums
+    from compare.engine.summary import paired_differences
 
     d = paired_differences(unit_sums(cells), unit_sums(cells), n_boot=100)
     finite = d.dropna(subset=["diff"])
@@ -244,8 +244,8 @@ def test_paired_differences_of_a_table_with_itself_are_exactly_zero(cells):
 def test_paired_interval_is_narrower_than_the_unpaired_one_for_a_small_change(cells):
     """Flipping 2 % of the model's answers moves each unit's rate a little: pairing removes
     the between-unit spread that an interval of either side alone carries."""
-    from compare.aggregates import unit_sums
-    from compare.summary import paired_differences
+    from compare.engine.aggregates import unit_sums
+    from compare.engine.summary import paired_differences
 
     rng = np.random.default_rng(1)
     other = _with_model(cells, np.where(rng.random(len(cells)) < 0.02, -1, cells["pred_model"].to_numpy()))
@@ -257,8 +257,8 @@ def test_paired_interval_is_narrower_than_the_unpaired_one_for_a_small_change(ce
 
 
 def test_paired_differences_refuse_other_units(cells):
-    from compare.aggregates import unit_sums
-    from compare.summary import paired_differences
+    from compare.engine.aggregates import unit_sums
+    from compare.engine.summary import paired_differences
 
     with pytest.raises(ValueError, match="same .task, sequence. units"):
         paired_differences(unit_sums(cells), unit_sums(cells[cells["sequence"] != 2]))

@@ -1,0 +1,126 @@
+"""Tables and figures over training runs: configs, wall clock and the four sets' curves.
+
+A run folder is what ``compare train`` writes (``metrics.jsonl`` and ``last.pt`` /
+``final.pt``). Functions here read them and build pandas tables and matplotlib axes;
+``compare.storage.files`` writes the files.
+"""
+from __future__ import annotations
+
+from algos.errors import InputError
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["read_run", "runs_table", "plot_ood_over_steps", "plot_per_shot", "SETS"]
+
+SETS = ("id_train", "id_test", "ood_train", "ood_test")
+_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+
+
+def read_run(folder: str | Path) -> dict:
+    """History and configs of one run folder (raises ValueError when it has neither)."""
+    from model.checkpoint import load_checkpoint
+
+    folder = Path(folder)
+    metrics = folder / "metrics.jsonl"
+    if not metrics.is_file():
+        raise InputError(f"{folder}: no metrics.jsonl (not a training run folder?)")
+    history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    ckpt_path = next((folder / n for n in ("final.pt", "last.pt", "best.pt") if (folder / n).is_file()), None)
+    if ckpt_path is None:
+        raise InputError(f"{folder}: no checkpoint (final.pt, last.pt or best.pt)")
+    ck = load_checkpoint(ckpt_path)
+    return {"name": folder.name, "folder": folder, "history": history, "ckpt": ck,
+            "finished": (folder / "final.pt").is_file()}
+
+
+def _min_line_mates(setting) -> int:
+    """The fewest pre-training tasks on the line c·(a, b) of any o.o.d. task except (0, 0).
+
+    An o.o.d. task whose line holds pre-training tasks differs from them only by a scale of
+    every answer; the least-covered line is where o.o.d. generalization is hardest
+    (README, "Training at CPU scale").
+    """
+    from algos.tasks import same_line_counts
+
+    ood = setting.ood_array[(setting.ood_array != 0).any(axis=1)]
+    return int(same_line_counts(setting.p, ood, setting.pretrain_array).min()) if len(ood) else 0
+
+
+def runs_table(runs: list[dict]) -> pd.DataFrame:
+    """One row per run: setting, model, optimization, progress and final/best accuracies."""
+    rows = []
+    for run in runs:
+        ck, hist = run["ckpt"], run["history"]
+        s, m, t = ck.setting, ck.model_config, ck.train_config
+        last = hist[-1] if hist else {}
+        best = max(hist, key=lambda h: h.get("ood_test", {}).get("acc", -1)) if hist else {}
+        row = {
+            "run": run["name"],
+            "p": s.p,
+            "n_tasks": len(s.pretrain_tasks),
+            "n_ood": len(s.ood_tasks),
+            "n_base_tasks": s.n_base_tasks,
+            "n_random_tasks": s.n_random_tasks,
+            "task_seed": s.task_seed,
+            "ood_min_line_mates": _min_line_mates(s),
+            "alpha": s.alpha,
+            "d_model": m.d_model,
+            "n_layer": m.n_layer,
+            "n_head": m.n_head,
+            "n_examples": m.n_examples,
+            "batch": t.batch_size,
+            "lr": t.lr,
+            "wd": t.weight_decay,
+            "steps_planned": t.steps,
+            "step": last.get("step", 0),
+            "finished": run["finished"],
+            "wall_clock_min": round(last.get("wall_clock_seconds", 0.0) / 60, 1),
+        }
+        for name in SETS:
+            if name in last:
+                row[f"{name}_acc"] = round(last[name]["acc"], 3)
+                row[f"{name}_last"] = round(last[name]["acc_last"], 3)
+        if best:
+            row["best_ood_test_acc"] = round(best["ood_test"]["acc"], 3)
+            row["best_ood_test_step"] = best["step"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_ood_over_steps(runs: list[dict], ax=None, metric: str = "acc"):
+    """o.o.d.-test accuracy against step for every run (the transient phase shows as a peak)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for i, run in enumerate(runs):
+        hist = run["history"]
+        ax.plot([h["step"] for h in hist], [h["ood_test"][metric] for h in hist],
+                color=_COLORS[i % len(_COLORS)], label=run["name"])
+    ax.axhline(1 / runs[0]["ckpt"].setting.p if runs else 0, color="grey", ls=":", lw=1)
+    ax.set(xlabel="step", ylabel=f"o.o.d.-test accuracy ({'all shots' if metric == 'acc' else 'last shot'})",
+           ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=7)
+    return ax
+
+
+def plot_per_shot(run: dict, ax=None):
+    """Accuracy against the number of in-context examples before the query, four sets, final evaluation."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    last = run["history"][-1]
+    for i, name in enumerate(SETS):
+        curve = last[name]["per_shot"]
+        ax.plot(range(len(curve)), curve, color=_COLORS[i], label=name.replace("_", " "), marker=".")
+    ax.axhline(1 / run["ckpt"].setting.p, color="grey", ls=":", lw=1)
+    ax.set(xlabel="in-context examples before the query (k)", ylabel="accuracy", ylim=(0, 1.02),
+           title=f"{run['name']} (step {last['step']})")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=7)
+    return ax

@@ -1,0 +1,345 @@
+"""Files, folders and pages: the I/O every report shares.
+
+A run folder holds::
+
+    cells.parquet      the per-cell table (compare.engine.comparison)
+    cells.csv          the same, with --csv
+    manifest.json      what the run was computed from (argv, versions, checkpoint, setting, k, sequences)
+    summary.csv        per (split, k, predictor) rates with bootstrap intervals (compare.engine.summary)
+    attribution.csv    exclusive attribution of the model's answers
+    sequences.csv      per (split, k, example sequence) model accuracy and each algorithm's coverage
+    tasks.csv          the same per (split, k, task)
+    report.md / .html  headline table and links to every figure
+    curves.png         coverage, agreement and model accuracy against k
+    attribution.png    stacked attribution shares against k
+    agreement_id.png, agreement_ood.png   per-cell agreement heatmaps
+    grid_<split>_<a>_<b>.png              the paper's k-shot grid figure for selected tasks
+
+Folders are written atomically (:func:`atomic_output_dir`): everything goes to a hidden
+temporary folder beside the target, which replaces the target only once complete; an
+existing target is renamed aside first and deleted after the swap. What each kind of
+report draws lives beside this module: ``run_report`` (``compare run``/``compare report``),
+``ablation_report``, ``inspect_report``, ``training_report`` (phase diagrams, training runs).
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from compare.errors import UsageError
+
+__all__ = [
+    "atomic_output_dir",
+    "remove_stale",
+    "process_alive",
+    "write_cells",
+    "write_manifest",
+    "write_manifest_to",
+    "replace_manifest",
+    "make_temp_dir",
+    "read_run",
+    "read_manifest_of",
+    "write_pages",
+    "copy_run_files",
+    "atomic_write_text",
+    "CELLS",
+    "MANIFEST",
+    "NOISE_LEVELS",
+    "NOISE_POSITIONS",
+]
+
+CELLS = "cells.parquet"
+
+
+MANIFEST = "manifest.json"
+
+
+NOISE_LEVELS = "noise_levels.csv"  # label-noise sweeps of a noisy run (compare.engine.noise)
+
+
+NOISE_POSITIONS = "noise_positions.csv"
+
+
+
+# ---------------------------------------------------------------------- atomic folders
+@contextlib.contextmanager
+def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``target``; on success it becomes ``target``.
+
+    On any exception (KeyboardInterrupt included) the temporary folder, and any parent
+    folders created for it, are removed and an existing ``target`` is left untouched. An
+    existing ``target`` is replaced only when it is a folder that is empty or holds a
+    ``manifest.json`` (a previous report), so a mistyped ``--out`` never deletes other data.
+    Temporary folders carry the writer's process id; those a killed run left behind are
+    removed first (:func:`remove_stale`).
+    """
+    target = Path(target).expanduser().absolute()
+    remove_stale(target)
+    if target.exists() or target.is_symlink():
+        if not target.is_dir() or target.is_symlink():
+            raise UsageError(f"output path {target} exists and is not a folder")
+        if any(target.iterdir()) and not (target / MANIFEST).is_file():
+            raise UsageError(f"refusing to replace {target}: it is not empty and holds no {MANIFEST}")
+    created: list[Path] = []
+    parent = target.parent
+    missing = []
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        tmp = make_temp_dir(target)
+    except OSError as exc:
+        _remove_created(created)
+        raise UsageError(f"cannot create output folder {target}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        _swap(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_created(created)
+        raise
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a temporary file's writer)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale(target: Path, legacy_age_s: float = 3600.0) -> list[Path]:
+    """Remove the temporary folders beside ``target`` that a killed writer left: ``.<name>.tmp-<pid>-*``
+    whose process is gone (and, from versions that wrote no pid, ``.<name>.tmp-*`` older than
+    an hour). A ``.<name>.old-<pid>-*`` (a run killed while swapping) goes back to ``target``
+    when ``target`` is missing, else is removed. Returns what was removed or restored."""
+    import re
+    import time
+
+    parent = target.parent
+    if not parent.is_dir():
+        return []
+    done = []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(?:(\d+)-)?.+$")
+    for path in sorted(parent.iterdir()):
+        m = pattern.match(path.name)
+        if not m or not path.is_dir():
+            continue
+        kind, pid = m.group(1), m.group(2)
+        if pid is not None:
+            if process_alive(int(pid)):
+                continue
+        elif time.time() - path.stat().st_mtime < legacy_age_s:
+            continue
+        if kind == "old" and not target.exists():
+            os.rename(path, target)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        done.append(path)
+    return done
+
+
+def make_temp_dir(target: Path) -> Path:
+    """A fresh hidden folder beside ``target`` named for this process (see :func:`remove_stale`)."""
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+
+
+def _remove_created(created: list[Path]) -> None:
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _swap(tmp: Path, target: Path) -> None:
+    os.chmod(tmp, 0o755 & ~_umask())
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
+    os.rmdir(aside)  # keep only the unique name
+    os.rename(target, aside)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------------- run files
+def write_cells(folder: Path, cells: pd.DataFrame, *, csv: bool = False) -> None:
+    """cells.parquet (zstd, deterministic), and cells.csv when asked."""
+    cells.to_parquet(folder / CELLS, index=False, compression="zstd", engine="pyarrow")
+    if csv:
+        cells.to_csv(folder / "cells.csv", index=False, float_format="%.6g")
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    write_manifest_to(folder / MANIFEST, manifest)
+
+
+def write_manifest_to(path: Path, manifest: dict) -> None:
+    """A manifest as indented JSON at ``path`` (numpy values and paths made plain)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(_jsonable(manifest), fh, indent=1)
+        fh.write("\n")
+
+
+def replace_manifest(folder: Path, manifest: dict) -> None:
+    """Rewrite a folder's manifest atomically (temporary file, then rename)."""
+    tmp = Path(folder) / f".{MANIFEST}.tmp-{os.getpid()}"
+    try:
+        write_manifest_to(tmp, manifest)
+        os.replace(tmp, Path(folder) / MANIFEST)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def read_manifest_of(folder: str | os.PathLike) -> dict:
+    """A run folder's ``manifest.json`` (UsageError with one line if missing or unusable)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    if not (folder / MANIFEST).is_file():
+        raise UsageError(f"{folder} has no {MANIFEST} (not a compare run folder)")
+    try:
+        with open(folder / MANIFEST, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{folder / MANIFEST} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or "p" not in manifest or "ks" not in manifest:
+        raise UsageError(f"{folder / MANIFEST} is not a compare manifest (no p or ks)")
+    return manifest
+
+
+def read_run(folder: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """Load ``cells.parquet`` and ``manifest.json`` from a run folder of the single-file
+    layout (UsageError if unusable)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    for name in (CELLS, MANIFEST):
+        if not (folder / name).is_file():
+            raise UsageError(f"{folder} has no {name} (not a compare run folder)")
+    manifest = read_manifest_of(folder)
+    try:
+        cells = pd.read_parquet(folder / CELLS, engine="pyarrow")
+    except Exception as exc:  # pyarrow raises its own error types for corrupt files
+        raise UsageError(f"cannot read {folder / CELLS}: {' '.join(str(exc).split())}") from None
+    subject = manifest.get("subject", "model")
+    need = {"task_a", "task_b", "split", "sequence", "k", "x", "y", "z_true", f"pred_{subject}"}
+    missing = need - set(cells.columns)
+    if missing:
+        raise UsageError(f"{folder / CELLS} lacks columns {sorted(missing)}")
+    return cells, manifest
+
+
+def write_pages(folder: Path, title: str, about: Sequence[tuple[str, str]],
+                sections: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]], str]],
+                figures: Sequence[tuple[str, str]]) -> None:
+    """report.md and report.html: a title, an "about" list, table sections and figures.
+
+    ``sections`` are (heading, column names, rows of cell strings, a note in Markdown that
+    may hold links); ``figures`` are (file name, caption).
+    """
+    md = [f"# {title}", ""]
+    md += [f"- **{k}**: {v}" for k, v in about]
+    for name, head, body, text in sections:
+        md += ["", f"## {name}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        md += ["| " + " | ".join(r) + " |" for r in body]
+        md += ["", text]
+    md += ["", "## Figures", ""]
+    for name, caption in figures:
+        md += [f"### {caption}", "", f"![{caption}]({name})", ""]
+    (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
+
+    e = html.escape
+    h = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
+        "img{max-width:100%}figure{margin:1.5em 0}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        "<ul>" + "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in about) + "</ul>",
+    ]
+    for name, head, body, text in sections:
+        h += [f"<h2>{e(name)}</h2>", "<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in head) + "</tr>"]
+        h += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in body]
+        h += ["</table>", "<p>" + _md_links_to_html(e(text)) + "</p>"]
+    h.append("<h2>Figures</h2>")
+    for name, caption in figures:
+        h.append(f'<figure><a href="{e(name)}"><img src="{e(name)}" alt="{e(caption)}"></a><figcaption>{e(caption)}</figcaption></figure>')
+    h.append("</body></html>")
+    (folder / "report.html").write_text("\n".join(h), encoding="utf-8")
+
+
+def _md_links_to_html(text: str) -> str:
+    import re
+
+    return re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', text)
+
+
+def copy_run_files(src: Path, dst: Path) -> None:
+    """Bring a run's data files (cells, manifest, optional csv) into a new folder."""
+    for name in (CELLS, MANIFEST, "cells.csv", NOISE_LEVELS, NOISE_POSITIONS):
+        if (src / name).is_file():
+            try:
+                os.link(src / name, dst / name)
+            except OSError:
+                shutil.copy2(src / name, dst / name)
+
+
+# ---------------------------------------------------------------------- phase diagrams
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
