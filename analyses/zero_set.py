@@ -100,16 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="draws the random sequences and the twins")
     args = ap.parse_args(argv)
 
-    from algos.solvers import RatioMatching
-    from compare.engine.comparison import run_comparison
+    import compare
     from compare.engine.breakdowns import breakdown
     from compare.engine.grid import build_sequences  # the same draw as `compare run --sequences`
-    from model.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
-    from model.predictor import ModelPredictor
 
     try:
-        ck = load_checkpoint(resolve_checkpoint(args.ckpt))
-    except (CheckpointError, OSError, ValueError) as exc:
+        ck = compare.load(args.ckpt)
+    except (compare.InputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setting, p = ck.setting, ck.setting.p
@@ -127,13 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [twin(s, p, rng) for s in seqs]
     both = np.stack([x for s, (t, _) in zip(seqs, pairs) for x in (s, t)])  # original, twin, ...
     had = np.array([h for _, h in pairs])
-    model = ModelPredictor(ck, device="cpu", batch_prefixes=256)
 
     result: dict[str, object] = {"analysis": "zero_set", "checkpoint": ck.path.name if ck.path else args.ckpt,
                                  "p": p, "k": args.k, "n_sequences": len(seqs),
                                  "n_with_zero_set_example": int(had.sum())}
     # one pass of the model over both task groups; each task's cells per sequence come from breakdown
-    cells = run_comparison(setting, np.concatenate([diag, other]), both, (args.k,), model, [RatioMatching(p)]).cells
+    res = compare.compare_checkpoint(ck, args.k, tasks=np.concatenate([diag, other]).tolist(), examples=list(both),
+                                     authors_sequence=False, solvers="ratio_matching", n_boot=0, device="cpu",
+                                     batch_size=256)
+    cells = res.cells()
     per = breakdown(cells, "sequence_task", references=[])
     is_diag = per["task_a"] == per["task_b"]
     for name, tasks, rows in (("diagonal", diag, per[is_diag]), ("other_ood", other, per[~is_diag])):

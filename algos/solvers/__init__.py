@@ -16,7 +16,6 @@ by every solver.
 from __future__ import annotations
 
 from algos.errors import InputError
-
 from algos.solvers.base import NO_ANSWER, Prediction, Predictor
 from algos.solvers.bayes import BayesMemorized, BayesUniform
 from algos.solvers.modular_regression import ModularRegression

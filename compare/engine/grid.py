@@ -11,13 +11,12 @@ Parsing of the command-line specs lives here so that every command reads them th
 """
 from __future__ import annotations
 
-from algos.errors import InputError
-
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
+from algos.errors import InputError
 from algos.prompts import authors_sequence, random_sequences
 from algos.tasks import TaskSetting
 

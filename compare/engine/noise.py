@@ -17,12 +17,12 @@ corrupted position is recorded):
 """
 from __future__ import annotations
 
-from algos.errors import InputError
-
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from algos.errors import InputError
 
 __all__ = ["label_offsets", "noise_level_sweep", "noise_position_sweep", "sweep_accuracy"]
 

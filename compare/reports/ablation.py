@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compare.storage.files import write_pages
 from compare.reports.run import _about, _pct, _split_name
+from compare.storage.files import write_pages
 
 __all__ = ["write_ablation_report", "ABLATION_HEATMAP_ROWS"]
 

@@ -83,8 +83,8 @@ def write_report(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from compare.reports import plots
     from compare.engine.breakdowns import task_panels
+    from compare.reports import plots
 
     p = int(manifest["p"])
     subject = manifest.get("subject", "model")

@@ -6,12 +6,12 @@ A run folder is what ``compare train`` writes (``metrics.jsonl`` and ``last.pt``
 """
 from __future__ import annotations
 
-from algos.errors import InputError
-
 import json
 from pathlib import Path
 
 import pandas as pd
+
+from algos.errors import InputError
 
 __all__ = ["read_run", "runs_table", "plot_ood_over_steps", "plot_per_shot", "SETS"]
 

@@ -31,11 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compare.storage import cells as cells_store
-
-from compare.storage import files as report
 from compare.engine.aggregates import Accumulator
 from compare.errors import UsageError
+from compare.storage import cells as cells_store
+from compare.storage import files as report
 
 __all__ = [
     "Shard",
@@ -256,8 +255,8 @@ def write_run_report(folder: Path, manifest: dict, agg, *, n_boot: int, seed: in
     """Summaries of ``agg`` (:class:`compare.engine.aggregates.Aggregates`), figures and pages,
     published into ``folder`` (:func:`publish_report`); ``extra(tmp)`` may add data files
     first (the label-noise sweeps). Returns the figure names."""
-    from compare.reports import run as run_report
     from compare.engine.summary import summaries
+    from compare.reports import run as run_report
 
     tables = summaries(agg, n_boot=n_boot, seed=seed)
     figures: list[str] = []
