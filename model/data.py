@@ -10,6 +10,8 @@ every data-parallel rank can build the same global batch and keep its own slice.
 """
 from __future__ import annotations
 
+from algos.errors import InputError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,9 +75,9 @@ class TrainBatches:
     def __post_init__(self) -> None:
         n_tasks = len(self.setting.pretrain_tasks)
         if n_tasks == 0:
-            raise ValueError("the task setting has no pre-training tasks")
+            raise InputError("the task setting has no pre-training tasks")
         if self.batch_size % n_tasks:
-            raise ValueError(
+            raise InputError(
                 f"batch_size {self.batch_size} must be a multiple of the {n_tasks} pre-training tasks "
                 "(each step holds the same number of sequences for every task)"
             )
@@ -86,7 +88,7 @@ class TrainBatches:
     def batch(self, step: int, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """The global batch of ``step``, sliced for ``rank``: (idx (b, 3n), targets (b, 3n))."""
         if self.batch_size % world:
-            raise ValueError(f"batch_size {self.batch_size} is not divisible by world size {world}")
+            raise InputError(f"batch_size {self.batch_size} is not divisible by world size {world}")
         g = torch.Generator().manual_seed(_mix(self.seed, step))
         ex = sample_examples(self.setting.p, self._tasks, self._inputs, self.per_task, self.n_examples, g)
         ex = ex[torch.randperm(ex.shape[0], generator=g)]  # mix tasks within the batch

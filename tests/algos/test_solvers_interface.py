@@ -5,6 +5,7 @@ import doctest
 
 import numpy as np
 import pytest
+from algos_testing import all_tasks, determined, prompts, residues
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,7 +29,6 @@ from algos.solvers import (
     reference_solvers,
 )
 from algos.tasks import TaskSetting
-from algos_testing import all_tasks, determined, prompts, residues
 
 NAMES = [
     "ratio_matching",
@@ -113,7 +113,13 @@ def test_public_names():
         "RatioMatchingMajority",
         "ModularRegressionMajority",
         "reference_solvers",
+        "solver",
+        "SOLVER_NAMES",
     }
+    assert [algos.solvers.solver(n, TaskSetting.build(5, n_base_tasks=1, alpha=0.6)).name
+            for n in algos.solvers.SOLVER_NAMES] == list(algos.solvers.SOLVER_NAMES)
+    with pytest.raises(ValueError, match="unknown solver 'oracle'"):
+        algos.solvers.solver("oracle", TaskSetting.build(5, n_base_tasks=1, alpha=0.6))
     assert NO_ANSWER == -1 and Prediction is algos.solvers.base.Prediction
     assert repr(BayesMemorized(5, [[1, 2]])) == "BayesMemorized(p=5, tasks=1)"
     assert repr(RatioMatching(5)) == "RatioMatching(p=5)"
@@ -198,7 +204,7 @@ def test_chunk_sizes_do_not_change_results(case):
         for module in (bayes_module, lines_module, noise_module):
             mp.setattr(module, "CHUNK_ELEMENTS", 1)
         got = [(s.predict_grid(ex, grid), s.predict(ex, grid[: len(ex)])) for s in _solvers(p)]
-    for (eg, ep), (gg, gp) in zip(expected, got):
+    for (eg, ep), (gg, gp) in zip(expected, got, strict=True):
         for e, g in ((eg, gg), (ep, gp)):
             np.testing.assert_array_equal(e.pred, g.pred)
             if e.probs is not None:
