@@ -87,6 +87,7 @@ def ablate(
     solvers: str | Sequence[str] | None = None,
     n_boot: int = 1000,
     device: str = "auto",
+    precision: str = "fp32",
     batch_size: int | str | None = None,
     progress: bool = False,
     argv: Sequence[str] | None = None,
@@ -95,7 +96,9 @@ def ablate(
 
     ``components``: ``"all"`` (every head, attention layer and MLP) or ``"L0H1,L2attn,L1mlp,L0H1+L1H2"``;
     ``mode``: ``"zero"`` or ``"mean"`` (replaced by its mean over the run's own prompts at each
-    position, per k). The other arguments as :func:`compare.compare_checkpoint`.
+    position, per k). The plain model, the means and every ablated copy run in one
+    ``precision`` (fp32 unless bf16 is asked for), so the ``none`` rows equal
+    :func:`compare.compare_checkpoint`'s. The other arguments as there.
     """
     t_start = time.perf_counter()
     if mode not in ("zero", "mean"):
@@ -128,7 +131,7 @@ def ablate(
         raise UsageError(f"--grid-task: task ({wanted[0]},{wanted[1]}) is not among the tasks run")
     grid_split = str(splits[task_list.index(wanted)])
 
-    base = model_predictor(ck, device, batch)
+    base = model_predictor(ck, device, batch, precision)
     from compare.reports.run import GRID_ALGORITHMS
 
     t0 = time.perf_counter()
@@ -142,7 +145,7 @@ def ablate(
     with progress_bar(total, "compare ablate", progress) as bar:
         for ab in ablations:
             subject = AblatedPredictor(ck, ab, mode, means, device=str(base.device), batch_prefixes=batch,
-                                       net=base.net)
+                                       precision=base.precision, net=base.net)
             t0 = time.perf_counter()
             found: dict[str, dict] = {}
 
@@ -169,6 +172,7 @@ def ablate(
         "subject": "model",
         "references": ref_names,
         "device": str(base.device),
+        "precision": base.precision,
         "ablation": {
             "mode": mode,
             "components_spec": components,

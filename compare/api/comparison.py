@@ -103,7 +103,7 @@ def compare_checkpoint(
     solvers: str | Sequence[str] | None = None,
     n_boot: int = 1000,
     device: str = "auto",
-    precision: str = "auto",
+    precision: str = "fp32",
     batch_size: int | str | None = None,
     label_noise: int = 0,
     label_noise_at: Sequence[int] = (),
@@ -153,6 +153,7 @@ def compare_checkpoint(
     if noise is not None and the_shard.count > 1:
         raise UsageError("--label-noise runs in one process (its sweeps need every task); drop --shard")
     subject = model_predictor(ck, device, batch, precision)
+    precision = subject.precision
 
     config = {
         "checkpoint_sha256": ck.sha256,
@@ -164,6 +165,8 @@ def compare_checkpoint(
         "solvers": refs,
         "label_offsets": None if offsets is None else cells_store.array_digest(offsets),
     }
+    if precision != "fp32":  # part of the run's identity: an fp32 folder never takes bf16 cells
+        config["precision"] = precision
     chash = cells_store.config_hash(config)
     manifest = {
         **base_manifest(inputs, "compare run", argv),
@@ -172,6 +175,7 @@ def compare_checkpoint(
         "distribution_references": [r.name for r in references if r.gives_distribution],
         "prob_floor": PROB_FLOOR,
         "device": str(subject.device),
+        "precision": precision,
         "batch_prefixes": subject.batch_prefixes,
         "tasks": inputs.tasks.tolist(),
         "cells_layout": _cells_layout(),

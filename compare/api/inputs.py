@@ -42,6 +42,8 @@ __all__ = [
     "checkpoint_block",
     "package_versions",
     "parse_batch_size",
+    "check_precision",
+    "PRECISIONS",
 ]
 
 _PACKAGES = ("icl-modgrok", "numpy", "pandas", "pyarrow", "matplotlib", "torch", "galois", "tqdm")
@@ -170,10 +172,24 @@ def _given(e: np.ndarray, p: int, k_max: int) -> np.ndarray:
     return parse_example_sequence(spec, p, k_max)
 
 
+#: Precisions of analysis runs: fp32 (the default, on every device) or bf16 autocast (on request).
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """An analysis precision, checked: ``fp32`` or ``bf16`` (``auto`` is taken as fp32: analyses
+    never change precision with the device, so a GPU gives the CPU's numbers)."""
+    value = "fp32" if precision == "auto" else precision
+    if value not in PRECISIONS:
+        raise UsageError(f"--precision: expected fp32 or bf16, got {precision!r}")
+    return value
+
+
 def model_predictor(ckpt: Checkpoint, device: str = "auto", batch_size: int | None = None,
-                    precision: str = "auto") -> ModelPredictor:
-    """The transformer of ``ckpt`` behind the predictor interface (one clear line when its
-    weights do not fit its config)."""
+                    precision: str = "fp32") -> ModelPredictor:
+    """The transformer of ``ckpt`` behind the predictor interface, in fp32 unless ``precision``
+    says bf16 (one clear line when its weights do not fit its config)."""
+    precision = check_precision(precision)
     try:
         return ModelPredictor(ckpt, device=device, batch_prefixes=batch_size, precision=precision)
     except (RuntimeError, KeyError, TypeError) as exc:  # weights that do not fit the config

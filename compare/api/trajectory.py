@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from compare.api.inputs import base_manifest, comparison_inputs, model_predictor, parse_batch_size
+from compare.api.inputs import base_manifest, check_precision, comparison_inputs, model_predictor, parse_batch_size
 from compare.api.stream import progress_bar, stream_aggregates
 from compare.engine.crossings import crossings
 from compare.engine.summary import summaries
@@ -88,6 +88,7 @@ def trajectory(
     n_boot: int = 200,
     batch_size: int | str | None = 64,
     device: str = "auto",
+    precision: str = "fp32",
     progress: bool = False,
     argv: Sequence[str] | None = None,
 ) -> TrajectoryResult:
@@ -111,13 +112,14 @@ def trajectory(
             ck = load_checkpoint(path)
             if ck.setting.fingerprint() != setting.fingerprint():
                 raise UsageError(f"{path}: another task setting than the run's last snapshot")
-            subject = model_predictor(ck, device, batch)
+            subject = model_predictor(ck, device, batch, precision)
             acc, _ = stream_aggregates(inputs, subject, progress=bar)
             tables = summaries(acc.result(), n_boot=n_boot, seed=seed)
             parts.append(tables.summary.assign(step=ck.step))
     table = pd.concat(parts, ignore_index=True)
     table = table[["step", *[c for c in table.columns if c != "step"]]]
     manifest = base_manifest(inputs, "compare trajectory", argv)
+    manifest["precision"] = check_precision(precision)
     manifest["run_dir"] = str(run_dir)  # as given: a relative path keeps the report portable
     manifest["snapshots"] = [{"file": p.name, "step": int(s)} for p, s in zip(found, sorted(table["step"].unique()))]
     manifest["timings"] = {"total_seconds": round(time.perf_counter() - t_start, 3)}

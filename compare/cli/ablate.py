@@ -57,7 +57,8 @@ def ablate(args: argparse.Namespace) -> int:
     res = api_ablate(
         args.ckpt, args.k, components=args.components, mode=args.mode, grid_task=args.grid_task, tasks=args.tasks,
         sequences=args.sequences, examples=args.examples, authors_sequence=not args.no_authors_sequence,
-        seed=args.seed, solvers=args.solvers, n_boot=args.n_boot, device=args.device, batch_size=args.batch_size,
+        seed=args.seed, solvers=args.solvers, n_boot=args.n_boot, device=args.device, precision=args.precision,
+        batch_size=args.batch_size,
         progress=not args.quiet, argv=getattr(args, "argv", sys.argv[1:]))
     suffix = "-ablate" if args.mode == "zero" else f"-ablate-{args.mode}"  # a mean run never replaces the zero one
     out = Path(args.out) if args.out else Path("reports") / f"{res.manifest['checkpoint']['name']}{suffix}"

@@ -70,8 +70,9 @@ def add_input_arguments(p: argparse.ArgumentParser, default_threads: int | None 
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--batch-size", default="auto", metavar="N|auto",
                    help="prefixes per model batch (default auto: sized from the model, k and the device's memory)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="auto (default): bf16 autocast on CUDA, fp32 on CPU")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                   help="fp32 (default, on every device: a GPU gives the CPU's numbers) or bf16 autocast (faster on "
+                   "GPUs, ~1-3 %% of answers differ; part of the run's identity); auto is fp32")
     p.add_argument("--threads", type=int, default=default_threads,
                    help="torch CPU threads (default: " + (str(default_threads) if default_threads else "torch's choice") + ")")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples per snapshot (default 200)")
     p.add_argument("--batch-size", type=int, default=64, help="prefixes per model batch (default 64)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                   help="fp32 (default, on every device) or bf16 autocast; auto is fp32")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/<run folder name>-trajectory/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     run_dir = Path(args.run_dir)
     res = trajectory(run_dir, args.k, tasks=args.tasks, sequences=args.sequences, seed=args.seed, every=args.every,
-                     solvers=args.solvers, n_boot=args.n_boot, batch_size=args.batch_size, device=args.device,
+                     solvers=args.solvers, n_boot=args.n_boot, batch_size=args.batch_size, device=args.device, precision=args.precision,
                      progress=not args.quiet, argv=getattr(args, "argv", sys.argv[1:]))
     out = Path(args.out) if args.out else Path("reports") / f"{run_dir.resolve().name}-trajectory"
     final = res.write_report(out)

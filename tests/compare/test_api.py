@@ -112,3 +112,27 @@ def test_public_names_are_documented():
     for name in compare.__all__:
         obj = getattr(compare, name)
         assert obj.__doc__, name
+
+
+def test_precision_is_part_of_the_runs_identity(ckpt, tmp_path):
+    """bf16 gives another manifest and config hash; an fp32 folder refuses bf16 cells."""
+    fp32 = compare.compare_checkpoint(ckpt, k=2, tasks="1,2;0,4", n_boot=0, out=tmp_path / "f")
+    bf16 = compare.compare_checkpoint(ckpt, k=2, tasks="1,2;0,4", n_boot=0, precision="bf16", out=tmp_path / "b")
+    assert fp32.manifest["precision"] == "fp32" and bf16.manifest["precision"] == "bf16"
+    assert fp32.manifest["config_hash"] != bf16.manifest["config_hash"]
+    with pytest.raises(compare.InputError, match="different configuration"):
+        compare.compare_checkpoint(ckpt, k=2, tasks="1,2;0,4", n_boot=0, precision="bf16", out=tmp_path / "f")
+    # auto is fp32 on every device: the same folder resumes
+    again = compare.compare_checkpoint(ckpt, k=2, tasks="1,2;0,4", n_boot=0, precision="auto", out=tmp_path / "f")
+    assert again.manifest["config_hash"] == fp32.manifest["config_hash"]
+    with pytest.raises(compare.InputError, match="--precision"):
+        compare.compare_checkpoint(ckpt, k=2, precision="fp16")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_ablate_plain_rows_equal_run_in_every_precision(ckpt, precision):
+    run = compare.compare_checkpoint(ckpt, k=2, tasks="1,2;0,4;3,3", n_boot=20, precision=precision)
+    abl = compare.ablate(ckpt, k=2, tasks="1,2;0,4;3,3", components="L0H0", n_boot=20, precision=precision)
+    none = abl.table[abl.table["component"] == "none"].set_index(["split", "k"])
+    model = run.summary[run.summary["predictor"] == "model"].set_index(["split", "k"])
+    pd.testing.assert_series_equal(none["model_accuracy"], model["accuracy"], check_names=False)
