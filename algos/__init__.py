@@ -4,9 +4,9 @@
 or `compare` (a test enforces it).
 """
 from algos.field import check_prime, gf, inverse_table
-from algos.tasks import TaskSetting, task_labels
-from algos.prompts import authors_sequence, random_sequences, query_grid, make_examples
+from algos.prompts import authors_sequence, make_examples, query_grid, random_sequences
 from algos.solvers import SOLVER_NAMES, reference_solvers, solver
+from algos.tasks import TaskSetting, task_labels
 
 __all__ = [
     "check_prime",

@@ -5,12 +5,12 @@ the field facts they need; galois supplies the arithmetic and the row reduction.
 """
 from __future__ import annotations
 
-from algos.errors import InputError
-
-from functools import lru_cache
+from functools import cache
 
 import galois
 import numpy as np
+
+from algos.errors import InputError
 
 __all__ = ["check_prime", "gf", "inverse_table"]
 
@@ -29,13 +29,13 @@ def check_prime(p: object) -> int:
     return p
 
 
-@lru_cache(maxsize=None)
+@cache
 def gf(p: int) -> type[galois.FieldArray]:
     """The galois field class GF(p), built once per prime."""
     return galois.GF(check_prime(p))
 
 
-@lru_cache(maxsize=None)
+@cache
 def inverse_table(p: int) -> np.ndarray:
     """Multiplicative inverses mod p as an int64 array of shape (p,); entry 0 is 0.
 

@@ -11,12 +11,12 @@ Shapes used across the project:
 """
 from __future__ import annotations
 
-from algos.errors import InputError
-
 import random
+from typing import overload
 
 import numpy as np
 
+from algos.errors import InputError
 from algos.field import check_prime
 from algos.tasks import task_labels
 
@@ -78,7 +78,13 @@ def make_examples(p: int, tasks: np.ndarray, sequence: np.ndarray, k: int) -> np
     return np.concatenate([xy, z[..., None]], axis=-1)
 
 
-def check_examples(p: int, examples: np.ndarray, queries: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+@overload
+def check_examples(p: int, examples: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def check_examples(p: int, examples: np.ndarray, queries: None = None) -> tuple[np.ndarray, None]: ...
+def check_examples(
+    p: int, examples: np.ndarray, queries: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate predictor inputs; returns them as int64 arrays.
 
     examples must be (n, k, 3) with k >= 1 and entries in [0, p); queries (n, 2) or (q, 2).

@@ -17,8 +17,6 @@ Two constructors:
 """
 from __future__ import annotations
 
-from algos.errors import InputError
-
 import hashlib
 import itertools
 import json
@@ -28,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from algos.errors import InputError
 from algos.field import check_prime
 
 __all__ = ["TaskSetting", "task_labels", "line_multiples_in", "same_line_counts", "SETTING_FORMAT"]
@@ -44,7 +43,8 @@ def task_labels(p: int, tasks: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     """
     tasks = np.asarray(tasks, dtype=np.int64).reshape(-1, 2)
     inputs = np.asarray(inputs, dtype=np.int64).reshape(-1, 2)
-    return (tasks @ inputs.T) % p
+    labels: np.ndarray = (tasks @ inputs.T) % p  # (n, m)
+    return labels
 
 
 
@@ -116,7 +116,7 @@ class TaskSetting:
     n_base_tasks: int = 0
     n_random_tasks: int = 0
     max_ood_tasks: int | None = None
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         p = check_prime(self.p)
@@ -142,7 +142,7 @@ class TaskSetting:
         split_seed: int = 0,
         n_random_tasks: int = 0,
         max_ood_tasks: int | None = None,
-    ) -> "TaskSetting":
+    ) -> TaskSetting:
         """Draw a setting with numpy generators (the project's convention).
 
         The rectangular rule is greedy; when a base task finds no free partners the
@@ -205,7 +205,7 @@ class TaskSetting:
         split_seed: int = 0,
         n_random_tasks: int = 0,
         max_ood_tasks: int = 256,
-    ) -> "TaskSetting":
+    ) -> TaskSetting:
         """Rebuild a setting exactly as the paper's released training script draws it.
 
         Python ``random`` seeded with ``task_seed`` samples the base tasks, runs the
@@ -221,13 +221,13 @@ class TaskSetting:
         np_state = np.random.get_state()
         try:
             random.seed(task_seed)
-            every = list(itertools.product(range(p), repeat=2))
+            every: list[tuple[int, int]] = [(a, b) for a, b in itertools.product(range(p), repeat=2)]
             base = [list(t) for t in random.sample(every, n_base_tasks)]
             tasks = _rectangular_python(p, base)
             existing = {tuple(t) for t in tasks}
             remaining = list(set(every) - existing)
             extra = [list(t) for t in random.sample(remaining, n_random_tasks)]
-            pre = [tuple(t) for t in tasks + extra]
+            pre = [(t[0], t[1]) for t in tasks + extra]
             ood = list(set(every) - set(pre))
             random.shuffle(ood)
             ood = ood[:max_ood_tasks]
@@ -322,7 +322,7 @@ class TaskSetting:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TaskSetting":
+    def from_dict(cls, d: dict[str, Any]) -> TaskSetting:
         """Inverse of :meth:`to_dict`; checks the fingerprint when one is present."""
         if not isinstance(d, dict):
             raise InputError(f"task setting must be a dict, got {type(d).__name__}")

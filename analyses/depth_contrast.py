@@ -85,8 +85,9 @@ def model_rows(name: str) -> list[dict]:
     src = f"reports/{name}-ablate/ablation.csv"
     heads = ab[(ab["split"] == "ood") & (ab["k"] == K) & ab["component"].str.fullmatch(r"L\d+H\d+")]
     worst = heads.sort_values("delta_ratio_matching_agreement").iloc[0]
-    add("head whose removal lowers Ratio Matching agreement most (Δ pp)", float(worst["delta_ratio_matching_agreement"]),
-        float(worst["delta_ratio_matching_agreement_lo"]), float(worst["delta_ratio_matching_agreement_hi"]), src)
+    add("head whose removal lowers Ratio Matching agreement most (Δ pp)",
+        float(worst["delta_ratio_matching_agreement"]), float(worst["delta_ratio_matching_agreement_lo"]),
+        float(worst["delta_ratio_matching_agreement_hi"]), src)
     rows[-1]["text"] = f"{worst['component']}: {100 * worst['delta_ratio_matching_agreement']:+.1f}"
     carriers = int((heads["delta_ratio_matching_agreement"] <= -0.10).sum())
     add("heads whose removal lowers it by 10 pp or more", carriers, source=src)
@@ -106,7 +107,8 @@ def _cell(r: pd.Series) -> str:
 
 def contrast_markdown(table: pd.DataFrame) -> str:
     models = list(dict.fromkeys(table["model"]))
-    head = ["o.o.d., k = 8 (17 sequences)"] + [f"{m} (p = {int(table[table['model'] == m]['p'].iloc[0])})" for m in models]
+    head = ["o.o.d., k = 8 (17 sequences)"]
+    head += [f"{m} (p = {int(table[table['model'] == m]['p'].iloc[0])})" for m in models]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for q in dict.fromkeys(table["quantity"]):
         cells = [_cell(table[(table["model"] == m) & (table["quantity"] == q)].iloc[0]) for m in models]
@@ -121,8 +123,8 @@ def draw(models: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained", sharey=True)
-    for ax, col, title in zip(axes, ("model_acc_in", "model_acc_out"),
-                              ("inside Ratio Matching's coverage", "outside it (needs combining examples)")):
+    titles = ("inside Ratio Matching's coverage", "outside it (needs combining examples)")
+    for ax, col, title in zip(axes, ("model_acc_in", "model_acc_out"), titles, strict=True):
         for m, colour in zip(models, cycle(PALETTE)):
             s = _summary(m)
             r = s[(s["split"] == "ood") & (s["predictor"] == "ratio_matching")].sort_values("k")

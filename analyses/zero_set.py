@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setting, p = ck.setting, ck.setting.p
     if not 1 <= args.k <= ck.model_config.n_examples - 1:
-        print(f"error: --k {args.k} is outside 1..{ck.model_config.n_examples - 1} for this checkpoint", file=sys.stderr)
+        print(f"error: --k {args.k} is outside 1..{ck.model_config.n_examples - 1} for this checkpoint",
+              file=sys.stderr)
         return 2
     diag = np.array([t for t in setting.ood_tasks if t[0] == t[1] != 0]).reshape(-1, 2)
     other = np.array([t for t in setting.ood_tasks if t[0] != t[1]]).reshape(-1, 2)
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     seqs = build_sequences(p, args.k, n_random=args.sequences, seed=args.seed)[:, : args.k]
     rng = np.random.default_rng([args.seed, 1])
     pairs = [twin(s, p, rng) for s in seqs]
-    both = np.stack([x for s, (t, _) in zip(seqs, pairs) for x in (s, t)])  # original, twin, ...
+    both = np.stack([x for s, (t, _) in zip(seqs, pairs, strict=True) for x in (s, t)])  # original, twin, ...
     had = np.array([h for _, h in pairs])
 
     result: dict[str, object] = {"analysis": "zero_set", "checkpoint": ck.path.name if ck.path else args.ckpt,
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         acc = rows.groupby("sequence")["accuracy"].mean().to_numpy()
         before, after = acc[0::2], acc[1::2]
         print(f"{name} ({len(tasks)} tasks): accuracy at k = {args.k}, original -> twin")
-        for i, (b, a, h) in enumerate(zip(before, after, had)):
+        for i, (b, a, h) in enumerate(zip(before, after, had, strict=False)):
             print(f"  sequence {i:3d}  {'had one, removed' if h else 'had none, added '}  {b:.3f} -> {a:.3f}")
         for key, mask in (("added", ~had), ("removed", had)):
             if mask.any():

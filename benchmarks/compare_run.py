@@ -48,7 +48,8 @@ def main() -> int:
     ap.add_argument("--keep", metavar="DIR", help="keep the run folder here")
     ap.add_argument("--baseline", metavar="REV", help="also time git revision REV, alternating with this checkout")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side with --baseline (default 3)")
-    ap.add_argument("--save", metavar="PATH", help="also write the JSON line there (e.g. benchmarks/results/compare_run.json)")
+    ap.add_argument("--save", metavar="PATH",
+                    help="also write the JSON line there (e.g. benchmarks/results/compare_run.json)")
     args = ap.parse_args()
 
     from model.checkpoint import CheckpointError, resolve_checkpoint
@@ -142,7 +143,8 @@ def _versus(args, ckpt) -> dict:
         finally:
             subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(base)], capture_output=True)
     ours, theirs = statistics.median(times["ours"]), statistics.median(times["baseline"])
-    print(f"  median of {args.repeat}: this checkout {ours:.2f} s, {args.baseline} {theirs:.2f} s, ratio {ours / theirs:.3f}")
+    print(f"  median of {args.repeat}: this checkout {ours:.2f} s, {args.baseline} {theirs:.2f} s, "
+          f"ratio {ours / theirs:.3f}")
     return {"baseline_rev": args.baseline, "repeat": args.repeat, "median_seconds": round(ours, 3),
             "baseline_median_seconds": round(theirs, 3), "ratio_vs_baseline": round(ours / theirs, 3)}
 

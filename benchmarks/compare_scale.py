@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from machine import emit
@@ -33,7 +32,8 @@ CHILD = (
     "import json, resource, sys, time\n"
     "from compare.cli.main import main\n"
     "t0 = time.perf_counter(); rc = main(sys.argv[1:]); wall = time.perf_counter() - t0\n"
-    "print(json.dumps({'rc': rc, 'seconds': wall, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+    "print(json.dumps({'rc': rc, 'seconds': wall, 'peak_rss_mb': peak}))\n"
 )
 
 
@@ -76,7 +76,8 @@ def main() -> int:
             man = json.loads((out / "manifest.json").read_text())
             cells, prefixes = man["n_cells"], man["n_tasks"] * 32
             rows[str(n)] = {"tasks": man["n_tasks"], "cells": cells, "seconds": round(r["seconds"], 2),
-                            "cells_per_s": round(cells / r["seconds"]), "prefixes_per_s": round(prefixes / r["seconds"], 1),
+                            "cells_per_s": round(cells / r["seconds"]),
+                            "prefixes_per_s": round(prefixes / r["seconds"], 1),
                             "peak_rss_mb": round(r["peak_rss_mb"], 1),
                             "bytes_per_cell": round(_disk_bytes(out) / cells, 2),
                             "model_seconds": man["timings"]["model_inference_seconds"],
@@ -86,16 +87,20 @@ def main() -> int:
                   f"peak {r['peak_rss_mb']:7,.0f} MB, {rows[str(n)]['bytes_per_cell']:.2f} B/cell on disk", flush=True)
         largest = max(sizes)
         rep = _child(["report", str(tmp / f"run{largest}")], env)
-        print(f"compare report on {largest} tasks: {rep['seconds']:.1f} s, peak {rep['peak_rss_mb']:,.0f} MB", flush=True)
+        print(f"compare report on {largest} tasks: {rep['seconds']:.1f} s, peak {rep['peak_rss_mb']:,.0f} MB",
+              flush=True)
         paper = None
         if not args.no_paper_shape:
             big = tiny_checkpoint(tmp / "big.pt", p=P, n_base_tasks=96, d_model=512, n_layer=4, n_head=4, n_examples=32)
             spec = ";".join(f"{a},{b}" for a, b in all_tasks[:8])
-            r = _child(["run", "--ckpt", str(big), "--k", "1..31", "--tasks", spec, "--out", str(tmp / "paper"), *common], env)
+            r = _child(["run", "--ckpt", str(big), "--k", "1..31", "--tasks", spec, "--out", str(tmp / "paper"),
+                        *common], env)
             man = json.loads((tmp / "paper" / "manifest.json").read_text())
             paper = {"tasks": 8, "ks": "1..31", "cells": man["n_cells"], "seconds": round(r["seconds"], 2),
-                     "cells_per_s": round(man["n_cells"] / r["seconds"]), "prefixes_per_s": round(8 * 31 / r["seconds"], 2),
-                     "peak_rss_mb": round(r["peak_rss_mb"], 1), "model_seconds": man["timings"]["model_inference_seconds"],
+                     "cells_per_s": round(man["n_cells"] / r["seconds"]),
+                     "prefixes_per_s": round(8 * 31 / r["seconds"], 2),
+                     "peak_rss_mb": round(r["peak_rss_mb"], 1),
+                     "model_seconds": man["timings"]["model_inference_seconds"],
                      "batch_prefixes": man.get("batch_prefixes")}
             print(f"paper-d4 shape, 8 tasks, k 1..31: {r['seconds']:.1f} s, {paper['prefixes_per_s']} prefixes/s, "
                   f"peak {r['peak_rss_mb']:,.0f} MB", flush=True)

@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--p", type=int, default=29)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--weight-std", type=float, default=0.2, help="rescale every weight matrix to this std (0: keep init)")
-    ap.add_argument("--save", metavar="PATH", help="also write the JSON line there (e.g. benchmarks/results/grid_inference.json)")
+    ap.add_argument("--weight-std", type=float, default=0.2,
+                    help="rescale every weight matrix to this std (0: keep init)")
+    ap.add_argument("--save", metavar="PATH",
+                    help="also write the JSON line there (e.g. benchmarks/results/grid_inference.json)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
                                n_examples=32, seed=args.seed)
         ck = load_checkpoint(path)
     if args.weight_std > 0:
-        for name, w in ck.state_dict.items():  # the tied embedding is stored twice (wte, lm_head): same factor
+        for w in ck.state_dict.values():  # the tied embedding is stored twice (wte, lm_head): same factor
             if w.ndim == 2:
                 w.mul_(args.weight_std / float(w.std()))
     mp = ModelPredictor(ck, device="cpu")

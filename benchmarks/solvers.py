@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny run: p = 7, k <= 3, few sympy cells")
     parser.add_argument("--sympy-cells", type=int, default=None, help="cells solved with sympy (default 2000)")
-    parser.add_argument("--save", metavar="PATH", help="also write the JSON line there (e.g. benchmarks/results/solvers.json)")
+    parser.add_argument("--save", metavar="PATH",
+                        help="also write the JSON line there (e.g. benchmarks/results/solvers.json)")
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ex2 = examples[2]
     sympy_cell(p, ex2[0], grid[1])  # import sympy outside the timing
     start = time.perf_counter()
-    slow = [sympy_cell(p, ex2[t], grid[q]) for t, q in zip(task_idx, query_idx)]
+    slow = [sympy_cell(p, ex2[t], grid[q]) for t, q in zip(task_idx, query_idx, strict=True)]
     sympy_per_cell = (time.perf_counter() - start) / n_sympy
     ours = ModularRegression(p).predict_grid(ex2, grid).pred[task_idx, query_idx]
     agree = bool((np.array(slow) == ours).all())

@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--peak-sizes", type=int, nargs="+", default=[512, 1024, 2048],
                     help="sides of the square matmuls for the peak (the best is used)")
     ap.add_argument("--peak-reps", type=int, default=5)
-    ap.add_argument("--save", metavar="PATH", help="also write the JSON line there (e.g. benchmarks/results/train_step.json)")
+    ap.add_argument("--save", metavar="PATH",
+                    help="also write the JSON line there (e.g. benchmarks/results/train_step.json)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)

@@ -65,7 +65,8 @@ def collect(net: GPT, tokens: np.ndarray, sites: Mapping[str, Sequence[int]], *,
         axis = position_axis(name)
 
         def fn(_m, _i, out: torch.Tensor) -> None:
-            parts[name].append(out.index_select(axis, torch.as_tensor(positions, device=out.device)).float().cpu().numpy())
+            index = torch.as_tensor(positions, device=out.device)
+            parts[name].append(out.index_select(axis, index).float().cpu().numpy())
 
         return fn
 

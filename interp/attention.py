@@ -31,9 +31,9 @@ SHARES = ("previous", "same_role", "z_tokens", "self")
 def attention_maps(net: GPT, tokens: np.ndarray, layers: Sequence[int]) -> np.ndarray:
     """The softmax patterns of one prompt: tokens (T,) -> (len(layers), H, T, T)."""
     T = len(tokens)
-    sites = {f"blocks.{l}.attn.hook_pattern": list(range(T)) for l in layers}
+    sites = {f"blocks.{layer}.attn.hook_pattern": list(range(T)) for layer in layers}
     cache = collect(net, np.asarray(tokens)[None], sites)
-    return np.stack([cache[f"blocks.{l}.attn.hook_pattern"][0] for l in layers])
+    return np.stack([cache[f"blocks.{layer}.attn.hook_pattern"][0] for layer in layers])
 
 
 def _share_masks(T: int) -> dict[str, np.ndarray]:
@@ -74,6 +74,6 @@ def shares_from(cache, layers: Sequence[int], T: int) -> pd.DataFrame:
         mean = cache.at(f"blocks.{layer}.attn.hook_pattern", range(3, T)).mean(axis=0)  # (H, T-3, T)
         for head in range(mean.shape[0]):
             shares = {k: float((mean[head] * m[3:]).sum(-1).mean()) for k, m in masks.items()}
-            top = max(shares, key=shares.get)
+            top = max(shares, key=shares.__getitem__)
             rows.append({"layer": layer, "head": head, **shares, "kind": top if shares[top] >= 0.5 else "mixed"})
     return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ def plot_attention(pattern: np.ndarray, labels: Sequence[str], ax, title: str = 
     ax.imshow(np.where(np.tril(np.ones((T, T), bool)), pattern, np.nan), cmap="viridis", vmin=0, vmax=1,
               interpolation="nearest")
     step = max(1, T // 24)
-    ticks = np.arange(0, T, step)
+    ticks = list(range(0, T, step))
     ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=90, fontsize=5)
     ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=5)
     ax.set_title(title, fontsize=8)
@@ -35,7 +35,7 @@ def plot_head_pca(coords: np.ndarray, colour: np.ndarray, ax, *, title: str = ""
     if text is not None:
         cmap = sc.get_cmap()
         norm = sc.norm
-        for (u, v), t, c in zip(coords[:, :2], text, colour):
+        for (u, v), t, c in zip(coords[:, :2], text, colour, strict=True):
             ax.text(u, v, str(t), fontsize=4.5, ha="center", va="center", color=cmap(norm(c)))
         ax.set_xlim(coords[:, 0].min() * 1.1 - 1e-9, coords[:, 0].max() * 1.1 + 1e-9)
         ax.set_ylim(coords[:, 1].min() * 1.1 - 1e-9, coords[:, 1].max() * 1.1 + 1e-9)
@@ -82,7 +82,8 @@ def plot_head_shares(shares: pd.DataFrame, columns: Sequence[str], ax, title: st
     values = shares[list(columns)].to_numpy(float)
     ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, fontsize=7)
-    rows = [f"L{int(r.layer)}H{int(r.head)} ({r.kind})" for r in shares.itertuples()]
+    rows = [f"L{int(layer)}H{int(head)} ({kind})"
+            for layer, head, kind in zip(shares["layer"], shares["head"], shares["kind"], strict=True)]
     ax.set_yticks(range(len(rows)), rows, fontsize=6)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):

@@ -92,7 +92,8 @@ class BayesMemorized(LineTablePredictor):
         """One-hot canonical values of tasks lo..hi -> (hi - lo, (p + 2) p) float32."""
         values = self._values[lo:hi]
         onehot = values[:, :, None] == np.arange(self.p)
-        return onehot.reshape(hi - lo, -1).astype(np.float32)
+        rows: np.ndarray = onehot.reshape(hi - lo, -1).astype(np.float32)
+        return rows
 
     def _support_counts(self, support: np.ndarray) -> np.ndarray:
         """support (c, m) bool -> (c, (p + 2) p) counts of tasks per line and value.
@@ -112,7 +113,8 @@ class BayesMemorized(LineTablePredictor):
         if self._onehot is None and m * n_cols * 4 <= _ONEHOT_CACHE_BYTES:
             self._onehot = self._onehot_rows(0, m)
         if self._onehot is not None:
-            return weights @ self._onehot
+            counts: np.ndarray = weights @ self._onehot
+            return counts
         step = max(1, _ONEHOT_CACHE_BYTES // (4 * self.geom.n_lines * self.p))
         total = np.zeros((c, n_cols), dtype=np.float32)
         for lo in range(0, m, step):

@@ -19,8 +19,9 @@ not depend on the number of queries; each grid cell then costs one gather.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -77,10 +78,11 @@ class LineGeometry:
 
     def task_values(self, tasks: np.ndarray) -> np.ndarray:
         """Value of tasks (..., 2) at every canonical representative -> (..., p + 2)."""
-        return (tasks[..., 0, None] * self.reps[:, 0] + tasks[..., 1, None] * self.reps[:, 1]) % self.p
+        values: np.ndarray = (tasks[..., 0, None] * self.reps[:, 0] + tasks[..., 1, None] * self.reps[:, 1]) % self.p
+        return values
 
 
-@lru_cache(maxsize=None)
+@cache
 def geometry(p: int) -> LineGeometry:
     """The :class:`LineGeometry` of GF(p)^2 (cached).
 
@@ -166,6 +168,7 @@ class LineTablePredictor(Predictor):
             rows = np.arange(hi - lo)
             pred[lo:hi] = self._answers(table[rows, line[lo:hi]], scale[lo:hi])
             if probs is not None:
+                assert dist is not None  # gives_distribution: line_tables returns a distribution
                 cols = line[lo:hi, None] * p + self.geom.perm[scale[lo:hi]]  # (c, p)
                 probs[lo:hi] = np.take_along_axis(dist.reshape(hi - lo, -1), cols, axis=1)
         return Prediction(pred, probs)
@@ -183,6 +186,7 @@ class LineTablePredictor(Predictor):
             table, dist = self.line_tables(ex[lo:hi])
             pred[lo:hi] = self._answers(table[:, line], scale[None, :])
             if probs is not None:
+                assert dist is not None  # gives_distribution: line_tables returns a distribution
                 flat = dist.reshape(hi - lo, -1)
                 out = probs[lo:hi].reshape(hi - lo, nq * p)
                 for a in range(0, hi - lo, fill_rows):
@@ -195,7 +199,7 @@ class LineTablePredictor(Predictor):
             raise ValueError("queries: expected an array of shape (n, 2), got None")
         return check_examples(self.p, examples, queries)
 
-    def _row_chunks(self, n: int):
+    def _row_chunks(self, n: int) -> Iterator[tuple[int, int]]:
         """(lo, hi) bounds of prompt chunks whose line tables stay within CHUNK_ELEMENTS."""
         step = max(1, CHUNK_ELEMENTS // (self.geom.n_lines * self.p))
         return ((lo, min(n, lo + step)) for lo in range(0, n, step))

@@ -25,6 +25,7 @@ delta_model_accuracy [_lo, _hi]     its change from the plain model, with a *pai
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -50,19 +51,22 @@ def ablation_rows(
 ) -> pd.DataFrame:
     """Rows of one component: ``summary`` is its :func:`compare.engine.summary.summarize` table,
     ``diffs`` its :func:`compare.engine.summary.paired_differences` against the plain model."""
-    d = diffs.set_index(["split", "k", "predictor", "metric"])
+    # {(split, k, predictor, metric): {"diff": .., "diff_lo": .., "diff_hi": ..}}
+    d = diffs.set_index(["split", "k", "predictor", "metric"]).to_dict("index")
     rows = []
-    for (split, k), g in summary.groupby(["split", "k"], sort=True, observed=True):
-        by = g.set_index("predictor")
+    for group, g in summary.groupby(["split", "k"], sort=True, observed=True):
+        split, k = cast("tuple[str, int]", group)
+        by = g.set_index("predictor").to_dict("index")  # {predictor: {column: value}}
         row: dict[str, object] = {"component": component, "split": split, "k": int(k),
-                                  "n_units": int(by.loc[subject, "n_units"]), "n_cells": int(by.loc[subject, "n_cells"])}
-        wanted = [("model_accuracy", subject, "accuracy")] + [(f"{r}_{m}", r, m) for r in references for m in ABLATION_RATES]
+                                  "n_units": int(by[subject]["n_units"]), "n_cells": int(by[subject]["n_cells"])}
+        wanted = [("model_accuracy", subject, "accuracy")]
+        wanted += [(f"{r}_{m}", r, m) for r in references for m in ABLATION_RATES]
         for col, predictor, metric in wanted:
             for suffix in ("", "_lo", "_hi"):
-                row[f"{col}{suffix}"] = float(by.loc[predictor, f"{metric}{suffix}"])
+                row[f"{col}{suffix}"] = float(by[predictor][f"{metric}{suffix}"])
             key = (split, int(k), predictor, metric)
             for suffix, src in (("", "diff"), ("_lo", "diff_lo"), ("_hi", "diff_hi")):
-                row[f"delta_{col}{suffix}"] = float(d.loc[key, src]) if key in d.index else np.nan
+                row[f"delta_{col}{suffix}"] = float(d[key][src]) if key in d else np.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=ablation_columns(references))
 

@@ -20,7 +20,7 @@ are taken over the same cells in the same order either way.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,7 +115,8 @@ class UnitSums:
 
 
 def unit_sums(cells: pd.DataFrame, subject: str = "model", references: Sequence[str] | None = None) -> UnitSums:
-    """Per (task, sequence) unit and k, the sums every rate of :data:`compare.engine.summary.SUMMARY_METRICS` is a ratio of."""
+    """Per (task, sequence) unit and k, the sums every rate of
+    :data:`compare.engine.summary.SUMMARY_METRICS` is a ratio of."""
     refs = list(reference_names(cells, subject) if references is None else references)
     dists = set(distribution_names(cells))
     unit, unit_split, first = _units(cells)
@@ -219,7 +220,8 @@ class AttributionCounts:
     ks: np.ndarray
 
 
-def attribution_counts(cells: pd.DataFrame, subject: str = "model", order: Sequence[str] | None = None) -> AttributionCounts:
+def attribution_counts(cells: pd.DataFrame, subject: str = "model",
+                       order: Sequence[str] | None = None) -> AttributionCounts:
     order = list(reference_names(cells, subject) if order is None else order)
     cats = (*order, NONE, ABSTAINED)
     code = attribute_cells(cells, subject, order)
@@ -306,12 +308,13 @@ def merge(parts: Sequence[Aggregates]) -> Aggregates:
     if len(parts) == 1:
         return first
 
-    def cat(get):
+    def cat(get: Callable[[Aggregates], np.ndarray]) -> np.ndarray:
         return np.concatenate([get(a) for a in parts], axis=0)
 
     s = UnitSums(first.sums.keys, cat(lambda a: a.sums.num), cat(lambda a: a.sums.den),
                  cat(lambda a: a.sums.unit_keys), cat(lambda a: a.sums.unit_split), first.sums.ks,
-                 cat(lambda a: a.sums.cells_per), cat(lambda a: a.sums.unit_task), cat(lambda a: a.sums.unit_sequence))
+                 cat(lambda a: a.sums.cells_per), cat(lambda a: a.sums.unit_task),
+                 cat(lambda a: a.sums.unit_sequence))
     if len(np.unique(s.unit_keys)) != len(s.unit_keys):
         raise ValueError("aggregates to merge share (task, sequence) units: each task may appear in one part only")
     at = AttributionCounts(first.attribution.categories, cat(lambda a: a.attribution.counts), s.unit_split, s.ks)
@@ -367,7 +370,7 @@ class Accumulator:
 
     def result(self) -> Aggregates:
         """The aggregates of every task added, units in task order."""
-        if not self._parts:
+        if not self._parts or self._maps is None:  # the first add sets the maps
             raise ValueError("no tasks were added")
         merged = merge([self._parts[i] for i in sorted(self._parts)])
         return Aggregates(merged.sums, merged.attribution, self._maps, merged.subject, merged.references)

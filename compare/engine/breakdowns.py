@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from compare.engine.aggregates import MapCounts, UnitSums, k_codes, map_counts, unit_sums
@@ -18,7 +19,11 @@ from compare.engine.comparison import SPLITS, reference_names
 __all__ = ["breakdown", "breakdown_table", "BREAKDOWNS", "agreement_maps", "maps_table", "task_panels"]
 
 #: What :func:`breakdown` can group by, and the columns that name one group.
-BREAKDOWNS = {"sequence": ("sequence",), "task": ("task_a", "task_b"), "sequence_task": ("sequence", "task_a", "task_b")}
+BREAKDOWNS = {
+    "sequence": ("sequence",),
+    "task": ("task_a", "task_b"),
+    "sequence_task": ("sequence", "task_a", "task_b"),
+}
 
 
 def breakdown_table(sums: UnitSums, by: str, subject: str, references: Sequence[str]) -> pd.DataFrame:
@@ -64,7 +69,8 @@ def breakdown_table(sums: UnitSums, by: str, subject: str, references: Sequence[
     return out
 
 
-def breakdown(cells: pd.DataFrame, by: str, subject: str = "model", references: Sequence[str] | None = None) -> pd.DataFrame:
+def breakdown(cells: pd.DataFrame, by: str, subject: str = "model",
+              references: Sequence[str] | None = None) -> pd.DataFrame:
     """:func:`breakdown_table` of a per-cell table."""
     refs = list(reference_names(cells, subject) if references is None else references)
     return breakdown_table(unit_sums(cells, subject, refs), by, subject, refs)
@@ -80,7 +86,7 @@ def maps_table(counts: MapCounts) -> pd.DataFrame:
     gi = np.nonzero(present)[0]
     n = counts.n[present]
     base = {
-        "split": pd.Categorical.from_codes(gi // (len(ks) * q), categories=list(SPLITS)),
+        "split": pd.Categorical.from_codes(gi // (len(ks) * q), categories=pd.Index(list(SPLITS))),
         "k": ks[(gi // q) % len(ks)].astype(np.int16),
         "x": (gi % q // p).astype(np.int16),
         "y": (gi % p).astype(np.int16),
@@ -92,7 +98,8 @@ def maps_table(counts: MapCounts) -> pd.DataFrame:
     return out[["split", "k", "x", "y", "predictor", "share", "n"]]
 
 
-def agreement_maps(cells: pd.DataFrame, p: int, subject: str = "model", predictors: Sequence[str] | None = None) -> pd.DataFrame:
+def agreement_maps(cells: pd.DataFrame, p: int, subject: str = "model",
+                   predictors: Sequence[str] | None = None) -> pd.DataFrame:
     """:func:`maps_table` of a per-cell table."""
     return maps_table(map_counts(cells, p, subject, predictors))
 
@@ -127,7 +134,7 @@ def task_panels(
     z = sub["z_true"].to_numpy()
     s_right = sub[f"pred_{subject}"].to_numpy() == z
 
-    def place(values: np.ndarray, dtype) -> np.ndarray:
+    def place(values: np.ndarray, dtype: npt.DTypeLike) -> np.ndarray:
         out = np.zeros((len(ks), p, p), dtype=dtype)
         out[kcode, x, y] = values
         return out

@@ -37,8 +37,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from algos.prompts import make_examples, query_grid
@@ -194,7 +196,7 @@ def iter_comparison(
 
 
 def run_comparison(setting: TaskSetting, tasks: np.ndarray, sequences: np.ndarray, ks: Sequence[int],
-                   subject: Predictor, references: Sequence[Predictor], **kwargs) -> Comparison:
+                   subject: Predictor, references: Sequence[Predictor], **kwargs: Any) -> Comparison:
     """:func:`iter_comparison` gathered into one per-cell table (for runs that fit in memory);
     keyword arguments as there."""
     stream = iter_comparison(setting, tasks, sequences, ks, subject, references, **kwargs)
@@ -204,8 +206,10 @@ def run_comparison(setting: TaskSetting, tasks: np.ndarray, sequences: np.ndarra
                       stream.tasks, stream.sequences, stream.timings)
 
 
-def _stream(setting, tasks, sequences, ks, subject, references, names, chunk_size, progress, label_offsets,
-            timings) -> Iterator[tuple[int, pd.DataFrame]]:
+def _stream(setting: TaskSetting, tasks: np.ndarray, sequences: np.ndarray, ks: Sequence[int], subject: Predictor,
+            references: Sequence[Predictor], names: Sequence[str], chunk_size: int | None,
+            progress: Callable[[int], None] | None, label_offsets: np.ndarray | None,
+            timings: dict[str, float]) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield (task index, that task's cells) in task order; see :func:`iter_comparison`."""
     p = setting.p
     predictors = [subject, *references]
@@ -270,7 +274,8 @@ def _entropy(m: np.ndarray) -> np.ndarray:
     """Shannon entropy over the last axis (0 log 0 = 0)."""
     logm = np.log(np.maximum(m, np.finfo(m.dtype).tiny))
     logm *= m
-    return -logm.sum(-1)
+    entropy: np.ndarray = -logm.sum(-1)
+    return entropy
 
 
 def _distances(m: np.ndarray, m_entropy: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -295,7 +300,12 @@ def _distances(m: np.ndarray, m_entropy: np.ndarray, r: np.ndarray) -> tuple[np.
     return kl, ce, tv
 
 
-def _assemble(setting, tasks, ks, grid, shape, small, pred, p_true, metrics, subject, names, dist_refs) -> pd.DataFrame:
+def _assemble(setting: TaskSetting, tasks: np.ndarray, ks: Sequence[int], grid: np.ndarray,
+              shape: tuple[int, int, int, int], small: np.dtype, pred: dict[str, np.ndarray], p_true: np.ndarray,
+              metrics: dict[tuple[str, str], np.ndarray], subject: str, names: Sequence[str],
+              dist_refs: Sequence[Predictor]) -> pd.DataFrame:
+    """The cells of ``tasks`` (n_t, 2) as one table; every array in ``pred``, ``p_true`` and
+    ``metrics`` has ``shape`` (n_t, n_s, n_k, q)."""
     n_t, n_s, n_k, q = shape
     n = n_t * n_s * n_k * q
     per_task = n_s * n_k * q
@@ -304,8 +314,8 @@ def _assemble(setting, tasks, ks, grid, shape, small, pred, p_true, metrics, sub
     train = setting.train_input_mask.ravel()  # (q,), index x*p + y like the grid
     z = task_labels(setting.p, tasks, grid)  # (n_t, q)
 
-    def cat(codes: np.ndarray, categories: tuple[str, ...]) -> pd.Categorical:
-        return pd.Categorical.from_codes(codes, categories=list(categories))
+    def cat(codes: npt.NDArray[np.integer[Any]], categories: tuple[str, ...]) -> pd.Categorical[str]:
+        return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories)))
 
     cols: dict[str, object] = {
         "task_a": np.repeat(tasks[:, 0].astype(small), per_task),

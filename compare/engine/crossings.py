@@ -10,6 +10,7 @@ for that snapshot.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,8 @@ def crossings(table: pd.DataFrame, thresholds: Sequence[float] = THRESHOLDS) -> 
     Columns: split, k, predictor, metric, threshold, step.
     """
     rows = []
-    for (split, k, predictor), g in table.sort_values("step").groupby(["split", "k", "predictor"], observed=True):
+    for key, g in table.sort_values("step").groupby(["split", "k", "predictor"], observed=True):
+        split, k, predictor = cast("tuple[str, int, str]", key)
         metric = "accuracy" if predictor == "model" else "agreement"
         values = g[metric].to_numpy(float)
         steps = g["step"].to_numpy()

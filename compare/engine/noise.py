@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from algos.errors import InputError
+from compare.engine.comparison import Comparison
 
 __all__ = ["label_offsets", "noise_level_sweep", "noise_position_sweep", "sweep_accuracy"]
 
@@ -62,7 +63,7 @@ def sweep_accuracy(cells: pd.DataFrame, names: Sequence[str], by: Sequence[str])
     return out.melt(id_vars=list(by), var_name="predictor", value_name="accuracy")
 
 
-def noise_level_sweep(run: Callable[..., object], n_tasks: int, sequences: np.ndarray, k: int, p: int,
+def noise_level_sweep(run: Callable[..., Comparison], n_tasks: int, sequences: np.ndarray, k: int, p: int,
                       seed: int) -> pd.DataFrame:
     """Accuracy at shot ``k`` with 0..k//2 wrong labels. ``run(ks, label_offsets)`` must
     return a comparison (``compare.engine.comparison.Comparison``) over the run's tasks and sequences.
@@ -80,7 +81,7 @@ def noise_level_sweep(run: Callable[..., object], n_tasks: int, sequences: np.nd
     return pd.concat(parts, ignore_index=True)[["split", "n_wrong", "predictor", "accuracy"]]
 
 
-def noise_position_sweep(run: Callable[..., object], n_tasks: int, sequences: np.ndarray, ks: Sequence[int], p: int,
+def noise_position_sweep(run: Callable[..., Comparison], n_tasks: int, sequences: np.ndarray, ks: Sequence[int], p: int,
                          seed: int, subject: str) -> pd.DataFrame:
     """The subject's accuracy at each query shot k with only shot j's label wrong, j = 1..k_max.
 

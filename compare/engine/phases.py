@@ -19,8 +19,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["PHASES", "DEFAULT_THRESHOLD", "TABLE_COLUMNS", "classify", "read_point", "phase_table",
            "plot_phase_diagram"]
@@ -47,7 +51,7 @@ def classify(acc: dict[str, float], threshold: float = DEFAULT_THRESHOLD) -> str
     return "i.d. memorization"
 
 
-def read_point(run_dir: str | Path) -> dict | None:
+def read_point(run_dir: str | Path) -> dict[str, Any] | None:
     """Final and best accuracies of one run folder (None when it has no evaluation yet).
 
     ``n_tasks`` is read from the run's checkpoint (it counts random extra tasks too).
@@ -83,13 +87,13 @@ def read_point(run_dir: str | Path) -> dict | None:
     }
 
 
-def phase_table(points: Iterable[dict], threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+def phase_table(points: Iterable[dict[str, Any]], threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
     """One row per run with its parameters, accuracies and phase, sorted by (alpha, n_tasks).
 
     ``phase`` is the phase at the run's last evaluation; ``phase_at_best`` (when the point
     carries ``*_last_at_best`` accuracies) the phase at its best o.o.d.-test evaluation.
     """
-    def phase(point: dict, suffix: str) -> str:
+    def phase(point: dict[str, Any], suffix: str) -> str:
         return classify({s: point.get(f"{s}{suffix}", 0.0) for s in SETS}, threshold)
 
     rows = []
@@ -114,7 +118,8 @@ _PHASE_COLORS = {  # Okabe-Ito
 }
 
 
-def plot_phase_diagram(table: pd.DataFrame, ax=None, title: str | None = None, at_best: bool = False):
+def plot_phase_diagram(table: pd.DataFrame, ax: Axes | None = None, title: str | None = None,
+                       at_best: bool = False) -> Axes:
     """Phase of each (n_tasks, alpha) point, with its last-shot o.o.d.-test accuracy written in.
 
     ``at_best`` draws the phases at each run's best o.o.d.-test evaluation instead of its last.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,9 @@ def _percentiles(boot: np.ndarray | None, m: int, level: float) -> tuple[np.ndar
     return lo, hi
 
 
-def _ratio_ci(num: np.ndarray, den: np.ndarray, weights: np.ndarray | None, level: float):
+def _ratio_ci(
+    num: np.ndarray, den: np.ndarray, weights: np.ndarray | None, level: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Point ratio of sums and percentile interval; num, den (n_units, m)."""
     point, boot = _ratios(num, den, weights)
     return (point, *_percentiles(boot, point.size, level))
@@ -125,7 +128,7 @@ def summary_table(sums: UnitSums, subject: str, references: Sequence[str], *, n_
     num, den, unit_split, ks, cells_per = sums.num, sums.den, sums.unit_split, sums.ks, sums.cells_per
     n_k = len(ks)
     predictors = [subject, *references]
-    rows = []
+    rows: list[dict[str, object]] = []
     for si, split in enumerate(SPLITS):
         sel = unit_split == si
         if not sel.any():
@@ -136,7 +139,8 @@ def summary_table(sums: UnitSums, subject: str, references: Sequence[str], *, n_
         pt, lo, hi = (a.reshape(n_k, -1) for a in (pt, lo, hi))
         for ki, k in enumerate(ks):
             present = cells_per[sel, ki] > 0
-            base = {"split": split, "k": int(k), "n_units": int(present.sum()), "n_cells": int(cells_per[sel, ki].sum())}
+            base = {"split": split, "k": int(k), "n_units": int(present.sum()),
+                    "n_cells": int(cells_per[sel, ki].sum())}
             table = {name: dict(base, predictor=name) for name in predictors}
             for j, (name, metric) in enumerate(sums.keys):
                 table[name][metric] = pt[ki, j]
@@ -187,7 +191,7 @@ def paired_differences(
         (pa, ba), (pb, bb) = (_ratios(s.num[sel][..., idx].reshape(U, -1), s.den[sel][..., idx].reshape(U, -1), w)
                               for s, idx in ((a, ia), (b, ib)))
         diff = (pa - pb).reshape(n_k, m)
-        lo, hi = _percentiles(None if w is None else ba - bb, n_k * m, level)
+        lo, hi = _percentiles(None if ba is None or bb is None else ba - bb, n_k * m, level)
         lo, hi = lo.reshape(n_k, m), hi.reshape(n_k, m)
         for ki, k in enumerate(a.ks):
             for j, (name, metric) in enumerate(common):
@@ -197,7 +201,8 @@ def paired_differences(
 
 
 # ---------------------------------------------------------------------- attribution
-def attribution_table(counts: AttributionCounts, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+def attribution_table(counts: AttributionCounts, *, n_boot: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> pd.DataFrame:
     """Exclusive attribution shares per (split, k, outcome, category) with intervals.
 
     Categories: each reference in order, then ``none``, then ``abstained``. The shares
@@ -240,7 +245,8 @@ def headline(summary: pd.DataFrame, attrib: pd.DataFrame | None = None, subject:
     """The report's headline table: per split and k, the subject's accuracy, each
     reference's agreement and coverage, and the share of subject answers nothing explains."""
     rows = []
-    for (split, k), g in summary.groupby(["split", "k"], sort=True, observed=True):
+    for key, g in summary.groupby(["split", "k"], sort=True, observed=True):
+        split, k = cast("tuple[str, int]", key)
         row: dict[str, object] = {"split": split, "k": int(k)}
         s = g[g["predictor"] == subject]
         if len(s):
@@ -249,7 +255,8 @@ def headline(summary: pd.DataFrame, attrib: pd.DataFrame | None = None, subject:
             row[f"{r['predictor']} coverage"] = float(r["coverage"])
             row[f"{r['predictor']} agreement"] = float(r["agreement"])
         if attrib is not None and len(attrib):
-            a = attrib[(attrib["split"] == split) & (attrib["k"] == k) & (attrib["outcome"] == "all") & (attrib["category"] == NONE)]
+            a = attrib[(attrib["split"] == split) & (attrib["k"] == k) & (attrib["outcome"] == "all")
+                       & (attrib["category"] == NONE)]
             if len(a):
                 row["unexplained"] = float(a["share"].iloc[0])
         rows.append(row)

@@ -70,9 +70,11 @@ def write_ablation_report(
     seqs = manifest.get("sequences") or []
     seq = np.asarray(seqs[0]) if seqs else None
     for comp, pan in panels.items():
-        what = "the plain model" if comp == "none" else f"{comp} removed ({manifest.get('ablation', {}).get('mode', '')} ablation)"
+        mode = manifest.get("ablation", {}).get("mode", "")
+        what = "the plain model" if comp == "none" else f"{comp} removed ({mode} ablation)"
         axes = plots.plot_task_grid(pan, seq, title=f"task ({a}, {b}), {_split_name(split)}, sequence 0: {what}")
-        save(axes[0, 0].figure, f"grid_{comp}_{split}_{a}_{b}.png", f"Task ({a}, {b}) ({_split_name(split)}), {what}: k-shot grid")
+        save(axes[0, 0].figure, f"grid_{comp}_{split}_{a}_{b}.png",
+             f"Task ({a}, {b}) ({_split_name(split)}), {what}: k-shot grid")
     _write_ablation_pages(folder, table, manifest, figures)
     return [f for f, _ in figures]
 
@@ -88,7 +90,8 @@ def _write_ablation_pages(folder: Path, table: pd.DataFrame, manifest: dict, fig
     splits = [s for s in ("id", "ood") if (top["split"] == s).any()]
     header = ["component"]
     for s in splits:
-        header += [f"{_split_name(s)}: model accuracy % (Δ pp [95 % CI])", f"{_split_name(s)}: Δ Ratio Matching agreement pp [CI]",
+        header += [f"{_split_name(s)}: model accuracy % (Δ pp [95 % CI])",
+                   f"{_split_name(s)}: Δ Ratio Matching agreement pp [CI]",
                    f"{_split_name(s)}: Δ Modular Regression agreement pp [CI]",
                    f"{_split_name(s)}: Δ model accuracy outside Ratio Matching's coverage pp [CI]"]
     body = []

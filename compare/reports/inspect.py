@@ -75,7 +75,7 @@ def write_inspect_report(folder: Path, manifest: dict, maps: np.ndarray, shares:
     save(fig, "attention_shares.png", "What each head attends to: previous token, same-role tokens of earlier shots, "
          "answer tokens, itself; its kind where one holds half or more")
 
-    text = [f"{a},{b}" for a, b in zip(prompts.x, prompts.y)] if p <= 13 else None
+    text = [f"{a},{b}" for a, b in zip(prompts.x, prompts.y, strict=True)] if p <= 13 else None
     g = heads.generator
     from interp.pca import discrete_logs
 
@@ -107,20 +107,24 @@ def write_inspect_report(folder: Path, manifest: dict, maps: np.ndarray, shares:
 
     for where in POSITIONS:
         fig, axes = grid(1, len(layers), size=3.2)
+        scores = sims.scores[sims.scores["position"] == where]
         for i, layer in enumerate(layers):
-            row = sims.scores[(sims.scores["layer"] == layer) & (sims.scores["head"] == -1) & (sims.scores["position"] == where)].iloc[0]
+            row = scores[(scores["layer"] == layer) & (scores["head"] == -1)].iloc[0]
             plots.plot_similarity(sims.maps[(layer, where)], p, axes[0, i],
-                                  title=f"after layer {layer}: ratio {row.ratio_contrast:+.2f}, label {row.label_contrast:+.2f}")
+                                  title=f"after layer {layer}: ratio {row.ratio_contrast:+.2f}, "
+                                        f"label {row.label_contrast:+.2f}")
         save(fig, f"similarity_{where}.png", f"Pearson maps of the residual stream after each layer at shot {k}'s "
              f"{where} position, prompts ordered x·p + y; ratio/label = same-line / same-answer contrast")
         if sims.head_maps:
             fig, axes = grid(len(layers), H, size=2.6)
             for i, layer in enumerate(layers):
                 for h in range(H):
-                    row = sims.scores[(sims.scores["layer"] == layer) & (sims.scores["head"] == h) & (sims.scores["position"] == where)].iloc[0]
+                    row = scores[(scores["layer"] == layer) & (scores["head"] == h)].iloc[0]
                     plots.plot_similarity(sims.head_maps[(layer, h, where)], p, axes[i, h],
-                                          title=f"L{layer}H{h}: ratio {row.ratio_contrast:+.2f}, label {row.label_contrast:+.2f}")
-            save(fig, f"similarity_heads_{where}.png", f"Pearson maps of each head's result at shot {k}'s {where} position")
+                                          title=f"L{layer}H{h}: ratio {row.ratio_contrast:+.2f}, "
+                                                f"label {row.label_contrast:+.2f}")
+            save(fig, f"similarity_heads_{where}.png",
+                 f"Pearson maps of each head's result at shot {k}'s {where} position")
 
     about = [("checkpoint", f"{manifest['checkpoint']['name']} (step {manifest['checkpoint']['step']}, "
               f"sha256 {manifest['checkpoint']['sha256'][:12]}…)"),

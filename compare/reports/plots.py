@@ -228,8 +228,9 @@ def plot_agreement_heatmaps(
             r = rows[rows["k"] == k]
             grid = np.full((p, p), np.nan)
             grid[r["x"].to_numpy(int), r["y"].to_numpy(int)] = r["share"].to_numpy()
+            share = f"{100 * np.nanmean(grid):.0f}%"
             ax = plot_map(grid, axes[i, j], cmap="viridis", vmin=0, vmax=1,
-                          title=f"k = {int(k)}: {100 * np.nanmean(grid):.0f}%" if i == 0 else f"{100 * np.nanmean(grid):.0f}%")
+                          title=f"k = {int(k)}: {share}" if i == 0 else share)
             im = ax.images[-1]
         label = f"{subject} right" if pr == subject else f"agrees with\n{pretty(pr)}"
         axes[i, 0].set_ylabel(label, fontsize=7)
@@ -238,7 +239,8 @@ def plot_agreement_heatmaps(
         if own:  # a slot in the right margin that _map_grid left free
             x1 = axes[0, -1].get_position().x1
             y0, y1 = axes[-1, 0].get_position().y0, axes[0, 0].get_position().y1
-            cax = fig.add_axes((x1 + 0.25 / fig.get_figwidth(), y0 + 0.2 * (y1 - y0), 0.15 / fig.get_figwidth(), 0.6 * (y1 - y0)))
+            w = fig.get_figwidth()
+            cax = fig.add_axes((x1 + 0.25 / w, y0 + 0.2 * (y1 - y0), 0.15 / w, 0.6 * (y1 - y0)))
             cb = fig.colorbar(im, cax=cax, label="share of tasks")
         else:
             cb = fig.colorbar(im, ax=axes, shrink=0.6, label="share of tasks")
@@ -248,7 +250,8 @@ def plot_agreement_heatmaps(
     return axes
 
 
-def plot_curve(summary: pd.DataFrame, metric: str, split: str, predictors: Sequence[str], ax=None, *, ylabel: str | None = None):
+def plot_curve(summary: pd.DataFrame, metric: str, split: str, predictors: Sequence[str], ax=None, *,
+               ylabel: str | None = None):
     """``metric`` against k for each predictor with its interval (shaded), for one split."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3))
@@ -289,7 +292,7 @@ def plot_curves(summary: pd.DataFrame, predictors: Sequence[str], axes=None, *, 
         axes[0, 2].set_title("overall (black) and inside each coverage", fontsize=8)
         handles, labels = [], []
         for ax in axes[0]:
-            for h, lab in zip(*ax.get_legend_handles_labels()):
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
                 if lab not in labels:
                     handles.append(h)
                     labels.append(lab)
@@ -329,7 +332,7 @@ def plot_sequences(sequences: pd.DataFrame, summary: pd.DataFrame, axes=None, *,
     Returns the (1, splits) axes."""
     splits = [s for s in ("id", "ood") if (sequences["split"] == s).any()]
     axes = _axes_grid(1, max(len(splits), 1), size=3.2, axes=axes)
-    for ax, split in zip(axes[0], splits):
+    for ax, split in zip(axes[0], splits, strict=False):  # one empty panel when no split
         sub = sequences[sequences["split"] == split]
         for seq, r in sub.groupby("sequence", sort=True):
             r = r.sort_values("k")
@@ -351,7 +354,7 @@ def plot_task_accuracy(tasks: pd.DataFrame, p: int, axes=None, *, k: int | None 
     splits = [s for s in ("id", "ood") if (top["split"] == s).any()]
     axes = _map_grid(1, max(len(splits), 1), axes, panel=2.4, right=0.8)
     cmap = plt.get_cmap("viridis").with_extremes(bad="#EEEEEE")
-    for ax, split in zip(axes[0], splits):
+    for ax, split in zip(axes[0], splits, strict=False):  # one empty panel when no split
         sub = top[top["split"] == split]
         acc = np.full((p, p), np.nan)
         acc[sub["task_a"].to_numpy(), sub["task_b"].to_numpy()] = sub["accuracy"].to_numpy()
@@ -386,8 +389,8 @@ def plot_ablation_heatmap(
     sub = table[table["split"] == split]
     comps = list(dict.fromkeys(sub["component"]))
     ks = np.sort(sub["k"].unique())
-    grid = sub.pivot_table(index="component", columns="k", values=column, aggfunc="first", dropna=False)
-    grid = grid.reindex(index=comps, columns=ks).to_numpy(dtype=float)  # (components, k)
+    pivot = sub.pivot_table(index="component", columns="k", values=column, aggfunc="first", dropna=False)
+    grid = pivot.reindex(index=comps, columns=ks).to_numpy(dtype=float)  # (components, k)
     if ax is None:
         _, ax = plt.subplots(figsize=(0.45 * len(ks) + 1.6, 0.22 * len(comps) + 1.0))
     finite = np.abs(grid[np.isfinite(grid)])
@@ -413,7 +416,7 @@ def plot_noise_levels(levels: pd.DataFrame, predictors: Sequence[str], axes=None
     split; ``levels`` as :func:`compare.engine.noise.noise_level_sweep` returns it. Returns the axes."""
     splits = [s for s in ("id", "ood") if (levels["split"] == s).any()]
     axes = _axes_grid(1, max(len(splits), 1), size=3.4, axes=axes)
-    for ax, split in zip(axes[0], splits):
+    for ax, split in zip(axes[0], splits, strict=False):  # one empty panel when no split
         sub = levels[levels["split"] == split]
         for name in predictors:
             r = sub[sub["predictor"] == name].sort_values("n_wrong")
@@ -438,7 +441,7 @@ def plot_noise_positions(positions: pd.DataFrame, subject: str = "model", axes=N
              if ((sub["split"] == s) & (sub["input_split"] == i)).any()]
     axes = _axes_grid(1, max(len(cells), 1), size=3.0, axes=axes)
     js, ks = sorted(sub["position"].unique()), sorted(sub["k"].unique())
-    for ax, (split, inputs) in zip(axes[0], cells):
+    for ax, (split, inputs) in zip(axes[0], cells, strict=False):  # one empty panel when nothing to draw
         r = sub[(sub["split"] == split) & (sub["input_split"] == inputs)]
         grid = r.pivot_table(index="position", columns="k", values="accuracy").reindex(index=js, columns=ks)
         im = ax.imshow(grid.to_numpy(float), cmap="viridis", vmin=0, vmax=1, aspect="auto")

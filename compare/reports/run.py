@@ -10,7 +10,17 @@ import pandas as pd
 from compare.errors import UsageError
 from compare.storage.files import NOISE_LEVELS, NOISE_POSITIONS, write_pages
 
-__all__ = ["write_report", "write_cells_report", "default_grid_tasks", "task_order", "figure_ks", "MAX_MAP_COLUMNS", "FIGURE_PREDICTORS", "GRID_ALGORITHMS", "NOISE_TOLERANT"]
+__all__ = [
+    "write_report",
+    "write_cells_report",
+    "default_grid_tasks",
+    "task_order",
+    "figure_ks",
+    "MAX_MAP_COLUMNS",
+    "FIGURE_PREDICTORS",
+    "GRID_ALGORITHMS",
+    "NOISE_TOLERANT",
+]
 
 #: References drawn in the aggregate heatmaps and curves when present (the majority
 #: variants equal their base solver on clean labels and are left to the tables).
@@ -95,7 +105,8 @@ def write_report(
     if grid_algorithms:
         unknown = [a for a in grid_algorithms if a not in refs]
         if unknown:
-            raise UsageError(f"--grid-algorithms: no predictor named {unknown[0]!r} in this run (have {', '.join(refs)})")
+            raise UsageError(f"--grid-algorithms: no predictor named {unknown[0]!r} in this run "
+                             f"(have {', '.join(refs)})")
     sequences = manifest.get("sequences") or []
 
     tables.summary.to_csv(folder / "summary.csv", index=False, float_format="%.6g")
@@ -112,27 +123,32 @@ def write_report(
         figures.append((name, caption))
 
     axes = plots.plot_curves(tables.summary, [subject, *fig_refs], subject=subject)
-    save(axes[0, 0].figure, "curves.png", "Coverage, agreement with the model and model accuracy against k (95 % bootstrap intervals)")
+    save(axes[0, 0].figure, "curves.png",
+         "Coverage, agreement with the model and model accuracy against k (95 % bootstrap intervals)")
     splits = [s for s in ("id", "ood") if (tables.attribution["split"] == s).any()]
     if splits:
         fig, axs = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 3.2), squeeze=False, layout="constrained")
-        for ax, split in zip(axs[0], splits):
+        for ax, split in zip(axs[0], splits, strict=True):
             plots.plot_attribution(tables.attribution, split, ax=ax, title=_split_name(split))
         save(fig, "attribution.png", "Which algorithm explains each model answer (first agreeing, in order), per k")
     axes = plots.plot_task_accuracy(tables.tasks, p, subject=subject)
     save(axes[0, 0].figure, "tasks.png", "Model accuracy per task at the largest k: which tasks are hard")
     if tables.sequences["sequence"].nunique() > 1:
         axes = plots.plot_sequences(tables.sequences, tables.summary, subject=subject)
-        save(axes[0, 0].figure, "sequences.png", "Model accuracy against k for each example sequence: how much it depends on which examples the prompt holds")
+        save(axes[0, 0].figure, "sequences.png", "Model accuracy against k for each example sequence: "
+             "how much it depends on which examples the prompt holds")
     drawn = figure_ks(tables.summary["k"].unique())
     maps = tables.maps[tables.maps["k"].isin(drawn)]
     n_ks = tables.summary["k"].nunique()
-    of_ks = "" if len(drawn) == n_ks else f" (k = {', '.join(map(str, drawn))}: {len(drawn)} of the run's {n_ks} k values)"
+    of_ks = ("" if len(drawn) == n_ks
+             else f" (k = {', '.join(map(str, drawn))}: {len(drawn)} of the run's {n_ks} k values)")
     for split in splits:
-        axes = plots.plot_agreement_heatmaps(maps, split, p, [subject, *fig_refs], subject=subject,
-                                             title=f"{_split_name(split)} tasks: share of tasks where the model agrees, per cell")
+        axes = plots.plot_agreement_heatmaps(
+            maps, split, p, [subject, *fig_refs], subject=subject,
+            title=f"{_split_name(split)} tasks: share of tasks where the model agrees, per cell")
         save(axes[0, 0].figure, f"agreement_{split}.png",
-             f"{_split_name(split)}: per cell (x right, y up) and k, the share of tasks where the model agrees with each algorithm (top row: model accuracy)" + of_ks)
+             f"{_split_name(split)}: per cell (x right, y up) and k, the share of tasks where the model agrees "
+             "with each algorithm (top row: model accuracy)" + of_ks)
 
     chosen = default_grid_tasks(tasks_in_order)  # --grid-tasks adds to these, so a rebuild never loses a figure
     if grid_tasks:
@@ -146,8 +162,10 @@ def write_report(
     for split, a, b in chosen:
         one = load_task(a, b)
         panels = task_panels(one[one["k"].isin(drawn)], p, (a, b), grid_sequence, subject, algos)
-        axes = plots.plot_task_grid(panels, seq, title=f"task ({a}, {b}), {_split_name(split)}, sequence {grid_sequence}")
-        save(axes[0, 0].figure, f"grid_{split}_{a}_{b}.png", f"Task ({a}, {b}) ({_split_name(split)}): k-shot grid" + of_ks)
+        axes = plots.plot_task_grid(panels, seq,
+                                    title=f"task ({a}, {b}), {_split_name(split)}, sequence {grid_sequence}")
+        save(axes[0, 0].figure, f"grid_{split}_{a}_{b}.png",
+             f"Task ({a}, {b}) ({_split_name(split)}): k-shot grid" + of_ks)
 
     if (folder / NOISE_LEVELS).is_file():
         levels = pd.read_csv(folder / NOISE_LEVELS)
@@ -171,7 +189,8 @@ def with_lines(tasks: pd.DataFrame, manifest: dict) -> pd.DataFrame:
         return tasks
     from algos.tasks import same_line_counts
 
-    counts = same_line_counts(int(manifest["p"]), tasks[["task_a", "task_b"]].to_numpy(), np.asarray(pre, dtype=np.int64))
+    counts = same_line_counts(int(manifest["p"]), tasks[["task_a", "task_b"]].to_numpy(),
+                              np.asarray(pre, dtype=np.int64))
     return tasks.assign(pretrain_on_line=counts)
 
 
@@ -194,7 +213,8 @@ def _headline_rows(tables, subject: str, refs: Sequence[str]) -> tuple[list[str]
     rows = []
     for (split, k), g in s.groupby(["split", "k"], sort=True):
         m = g[g["predictor"] == subject].iloc[0]
-        row = [_split_name(split), str(int(k)), f"{_pct(m['accuracy'])} [{_pct(m['accuracy_lo'])}, {_pct(m['accuracy_hi'])}]"]
+        row = [_split_name(split), str(int(k)),
+               f"{_pct(m['accuracy'])} [{_pct(m['accuracy_lo'])}, {_pct(m['accuracy_hi'])}]"]
         for r in refs:
             rr = g[g["predictor"] == r]
             row.append("–" if rr.empty else f"{_pct(rr['agreement'].iloc[0])} ({_pct(rr['coverage'].iloc[0])})")
@@ -209,11 +229,13 @@ def _about(manifest: dict) -> list[tuple[str, str]]:
     items = [
         ("checkpoint", f"{ck.get('name', '?')} (step {ck.get('step', '?')}, sha256 {str(ck.get('sha256', ''))[:12]}…)"),
         ("task setting", f"p = {manifest.get('p')}, fingerprint {manifest.get('setting_fingerprint', '?')}, "
-                         f"{len(manifest.get('pretrain_tasks', []))} pre-training and {len(manifest.get('ood_tasks', []))} o.o.d. tasks"),
+                         f"{len(manifest.get('pretrain_tasks', []))} pre-training and "
+                         f"{len(manifest.get('ood_tasks', []))} o.o.d. tasks"),
         ("tasks compared", f"{manifest.get('tasks_spec', '?')}: {manifest.get('n_tasks', '?')} tasks"),
         ("k", ", ".join(str(k) for k in manifest.get("ks", []))),
         ("example sequences", f"{len(manifest.get('sequences', []))} ({manifest.get('sequences_note', '')})"),
-        ("bootstrap", f"{manifest.get('n_boot')} resamples of (task, sequence) within each split, seed {manifest.get('seed')}"),
+        ("bootstrap", f"{manifest.get('n_boot')} resamples of (task, sequence) within each split, "
+                      f"seed {manifest.get('seed')}"),
     ]
     return items
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
-from compare.engine.crossings import TRAJECTORY_PREDICTORS
+from compare.engine.crossings import TRAJECTORY_PREDICTORS, crossings
 from compare.storage.files import write_pages
 
 __all__ = ["plot_trajectory", "write_trajectory_report"]
@@ -35,29 +35,21 @@ def plot_trajectory(table: pd.DataFrame, history: list[dict], k: int, axes, subj
     colours = {"model": "black", "ratio_matching": "#0072B2", "modular_regression": "#D55E00",
                "bayes_memorized": "#009E73", "rm_in": "#56B4E9", "rm_out": "#E69F00"}
     cross = crossings(table)
-    for ax, split in zip(axes[:2], ("id", "ood")):
+    for ax, split in zip(axes[:2], ("id", "ood"), strict=True):
         sub = table[(table["split"] == split) & (table["k"] == k)]
         if sub.empty:
             ax.set_visible(False)
             continue
-
-        def line(predictor: str, metric: str, label: str, colour: str, style: str = "-") -> None:
-            g = sub[sub["predictor"] == predictor].sort_values("step")
-            if g.empty or g[metric].isna().all():
-                return
-            ax.plot(g["step"], g[metric], style, color=colour, label=label, marker=".", ms=3, lw=1.2)
-            if f"{metric}_lo" in g:
-                ax.fill_between(g["step"], g[f"{metric}_lo"], g[f"{metric}_hi"], color=colour, alpha=0.15, lw=0)
-
-        line(subject, "accuracy", "model accuracy", colours["model"])
+        _line(ax, sub, subject, "accuracy", "model accuracy", colours["model"])
         for pred in predictors:
-            line(pred, "agreement", f"agrees with {pred.replace('_', ' ')}", colours.get(pred, "grey"))
-        line("ratio_matching", "model_acc_in", "accuracy inside RM coverage", colours["rm_in"], "--")
-        line("ratio_matching", "model_acc_out", "accuracy outside RM coverage", colours["rm_out"], "--")
+            _line(ax, sub, pred, "agreement", f"agrees with {pred.replace('_', ' ')}", colours.get(pred, "grey"))
+        _line(ax, sub, "ratio_matching", "model_acc_in", "accuracy inside RM coverage", colours["rm_in"], "--")
+        _line(ax, sub, "ratio_matching", "model_acc_out", "accuracy outside RM coverage", colours["rm_out"], "--")
         for pred in ("ratio_matching", "modular_regression"):
             c = cross[(cross["split"] == split) & (cross["k"] == k) & (cross["predictor"] == pred)]
-            for r in c.dropna(subset=["step"]).itertuples():
-                ax.axvline(r.step, color=colours[pred], ls=":" if r.threshold < 0.9 else "-.", lw=0.8)
+            c = c.dropna(subset=["step"])
+            for step, threshold in zip(c["step"], c["threshold"], strict=True):
+                ax.axvline(step, color=colours[pred], ls=":" if threshold < 0.9 else "-.", lw=0.8)
         ax.set_xscale("log")
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel(f"k = {k}")
@@ -72,7 +64,7 @@ def plot_trajectory(table: pd.DataFrame, history: list[dict], k: int, axes, subj
                          ("ood_test", "#E69F00")):
         pts = [(h["step"], h[name]["acc"]) for h in history if name in h]
         if pts:
-            ax.plot(*zip(*pts), color=colour, label=name.replace("_", "-"), lw=1)
+            ax.plot(*zip(*pts, strict=True), color=colour, label=name.replace("_", "-"), lw=1)
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("training step")
@@ -81,6 +73,17 @@ def plot_trajectory(table: pd.DataFrame, history: list[dict], k: int, axes, subj
     ax.legend(fontsize=6, loc="upper left")
     ax.grid(alpha=0.3)
     return axes
+
+
+def _line(ax: Any, sub: pd.DataFrame, predictor: str, metric: str, label: str, colour: str,
+          style: str = "-") -> None:
+    """One predictor's ``metric`` against step on ``ax``, with its interval band if ``sub`` has one."""
+    g = sub[sub["predictor"] == predictor].sort_values("step")
+    if g.empty or g[metric].isna().all():
+        return
+    ax.plot(g["step"], g[metric], style, color=colour, label=label, marker=".", ms=3, lw=1.2)
+    if f"{metric}_lo" in g:
+        ax.fill_between(g["step"], g[f"{metric}_lo"], g[f"{metric}_hi"], color=colour, alpha=0.15, lw=0)
 
 
 def _write_figures(folder: Path, table: pd.DataFrame, history: list[dict], ks) -> list[tuple[str, str]]:
@@ -97,7 +100,8 @@ def _write_figures(folder: Path, table: pd.DataFrame, history: list[dict], ks) -
         fig.savefig(folder / name, dpi=110)
         plt.close(fig)
         figures.append((name, f"k = {k}: model accuracy and agreement with each algorithm against training step "
-                        "(dotted: agreement with Ratio Matching / Modular Regression first reaches 0.5; dash-dot: 0.9)"))
+                        "(dotted: agreement with Ratio Matching / Modular Regression first reaches 0.5; "
+                        "dash-dot: 0.9)"))
     return figures
 
 
@@ -106,8 +110,9 @@ def _write_pages(folder: Path, manifest: dict, cross: pd.DataFrame, figures, ks)
         return "never" if pd.isna(v) else f"{int(v):,}"
 
     rows = []
-    for (split, k, predictor), g in cross.groupby(["split", "k", "predictor"], observed=True, sort=True):
-        by = dict(zip(g["threshold"], g["step"]))
+    for key, g in cross.groupby(["split", "k", "predictor"], observed=True, sort=True):
+        split, k, predictor = cast("tuple[str, int, str]", key)
+        by = dict(zip(g["threshold"], g["step"], strict=True))
         rows.append([split, str(k), predictor, step(by.get(0.5)), step(by.get(0.9))])
     about = [("run", manifest["run_dir"]), ("snapshots", f"{len(manifest['snapshots'])}, steps "
               f"{manifest['snapshots'][0]['step']:,}..{manifest['snapshots'][-1]['step']:,}"),

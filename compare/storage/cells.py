@@ -79,7 +79,7 @@ def task_file(folder: Path, task: Sequence[int]) -> Path:
 def write_task(folder: Path, cells: pd.DataFrame, chash: str, row_group_rows: int) -> Path:
     """Write one task's cells (zstd, row groups of ``row_group_rows``) with the config hash
     in the file metadata; atomically (temporary name, then rename)."""
-    a, b = int(cells["task_a"].iat[0]), int(cells["task_b"].iat[0])
+    a, b = int(cells["task_a"].to_numpy()[0]), int(cells["task_b"].to_numpy()[0])
     path = task_file(folder, (a, b))
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(cells, preserve_index=False)
@@ -127,7 +127,8 @@ def read_task(folder: Path, task: Sequence[int]) -> pd.DataFrame:
     return pd.read_parquet(task_file(folder, task), engine="pyarrow")
 
 
-def iter_tasks(folder: Path, tasks: Iterable[Sequence[int]], columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+def iter_tasks(folder: Path, tasks: Iterable[Sequence[int]],
+               columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
     """The cells of each task of ``tasks``, in that order, one task in memory at a time,
     read through one ``pyarrow.dataset`` over ``folder/cells`` (one fragment per file)."""
     tasks = [tuple(int(v) for v in t) for t in tasks]

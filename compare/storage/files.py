@@ -308,7 +308,8 @@ def write_pages(folder: Path, title: str, about: Sequence[tuple[str, str]],
         h += ["</table>", "<p>" + _md_links_to_html(e(text)) + "</p>"]
     h.append("<h2>Figures</h2>")
     for name, caption in figures:
-        h.append(f'<figure><a href="{e(name)}"><img src="{e(name)}" alt="{e(caption)}"></a><figcaption>{e(caption)}</figcaption></figure>')
+        h.append(f'<figure><a href="{e(name)}"><img src="{e(name)}" alt="{e(caption)}"></a>'
+                 f'<figcaption>{e(caption)}</figcaption></figure>')
     h.append("</body></html>")
     (folder / "report.html").write_text("\n".join(h), encoding="utf-8")
 

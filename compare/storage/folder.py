@@ -129,7 +129,8 @@ def prepare_folder(folder: Path, manifest: dict, *, overwrite: bool) -> bool:
             return True
         if not overwrite:
             why = ("was written by an earlier version (no configuration hash)" if theirs is None
-                   else "was made by a different configuration (checkpoint, tasks, sequences, k, solvers or label noise)")
+                   else "was made by a different configuration "
+                        "(checkpoint, tasks, sequences, k, solvers or label noise)")
             raise UsageError(f"{folder} {why}; pass --overwrite to replace it, or choose another --out")
         _remove_run(folder)
     try:
@@ -201,7 +202,7 @@ def folder_aggregates(folder: Path, tasks: np.ndarray, p: int, subject: str, ref
     and, read back one file at a time, the rest."""
     acc = have if have is not None else Accumulator()
     todo = [i for i in range(len(tasks)) if i not in acc]
-    for i, cells in zip(todo, cells_store.iter_tasks(folder, tasks[todo])):
+    for i, cells in zip(todo, cells_store.iter_tasks(folder, tasks[todo]), strict=True):
         acc.add_cells(i, cells, p, subject, references, ks)
     return acc
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from algos_testing import SMALL_PRIMES, residues
 from hypothesis import given
 from hypothesis import strategies as st
 
 from algos.prompts import authors_sequence, check_examples, make_examples, query_grid, random_sequences
 from algos.tasks import task_labels
-from algos_testing import SMALL_PRIMES, residues
 
 
 @pytest.mark.parametrize("p", SMALL_PRIMES + (29,))

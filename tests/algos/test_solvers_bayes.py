@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from algos_testing import SMALL_PRIMES, all_tasks, bayes_posterior, mismatches, prompts, values
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,7 +11,6 @@ import algos.solvers.bayes as bayes_module
 import algos.solvers.lines as lines_module
 from algos.prompts import query_grid
 from algos.solvers import BayesMemorized, BayesUniform, ModularRegression
-from algos_testing import SMALL_PRIMES, all_tasks, bayes_posterior, mismatches, prompts, values
 
 
 @st.composite

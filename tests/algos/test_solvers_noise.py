@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from algos_testing import all_tasks, line_of, mismatches, prompts, values
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,6 @@ from algos.solvers import (
     RatioMatching,
     RatioMatchingMajority,
 )
-from algos_testing import all_tasks, line_of, mismatches, prompts, values
 
 
 def _winner(votes: dict[int, int]) -> int:
@@ -97,7 +97,7 @@ def one_corrupted_on_independent_lines(draw):
     reps = [(1, s) for s in range(p)] + [(0, 1)]
     chosen = draw(st.permutations(range(p + 1)))[:k]
     scales = draw(st.lists(st.integers(1, p - 1), min_size=k, max_size=k))
-    inputs = np.array([[c * reps[j][0] % p, c * reps[j][1] % p] for j, c in zip(chosen, scales)])
+    inputs = np.array([[c * reps[j][0] % p, c * reps[j][1] % p] for j, c in zip(chosen, scales, strict=True)])
     z = inputs @ task % p
     bad = draw(st.integers(0, k - 1))
     z[bad] = (z[bad] + draw(st.integers(1, p - 1))) % p

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+from algos_testing import determined, line_of, pivots, prompts, span_mask
 from hypothesis import given
 
 from algos.prompts import query_grid
 from algos.solvers import ModularRegression, RatioMatching
-from algos_testing import determined, line_of, pivots, prompts, span_mask
 
 
 @given(prompts())

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+from algos_testing import SMALL_PRIMES, all_tasks, mismatches
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from algos.prompts import query_grid
 from algos.solvers import ModularRegression, RatioMatching
-from algos_testing import SMALL_PRIMES, all_tasks, mismatches
 
 
 class AddingExamples(RuleBasedStateMachine):

@@ -163,6 +163,6 @@ def test_same_line_counts_match_brute_force(p, data):
     every = [(a, b) for a in range(p) for b in range(p)]
     among = data.draw(st.lists(st.sampled_from(every), unique=True, max_size=p * p))
     counts = same_line_counts(p, np.array(every), np.array(among, dtype=np.int64).reshape(-1, 2))
-    for (a, b), n in zip(every, counts):
+    for (a, b), n in zip(every, counts, strict=True):
         line = {tuple(int(v) for v in GF(c) * GF([a, b])) for c in range(1, p)}
         assert n == len(line & set(among))

@@ -65,7 +65,7 @@ def test_linemate_share_against_brute_force(p, seed):
     share, chance = zero_set.linemate_share(task, z, pred, pretrain, p)
     pre = {tuple(t) for t in pretrain.tolist()}
     hits, levels = [], []
-    for (a, b), xi, yi, zi, yp in zip(task.tolist(), x, y, z, pred):
+    for (a, b), xi, yi, zi, yp in zip(task.tolist(), x, y, z, pred, strict=True):
         if yp == zi:
             continue
         # every pre-training task c·(a, b), c != 0, other than (a, b) itself, evaluated at (x, y)

@@ -305,7 +305,7 @@ def test_label_noise_run_records_every_corruption_and_adds_its_sweeps(work, caps
     noise = man["label_noise"]
     assert noise["n_wrong"] == 1 and len(noise["shots"]) == 2 and all(1 <= s[0] <= 4 for s in noise["shots"])
     assert all(len(o[str(s[0])]) == 3 and all(1 <= u <= 4 for u in o[str(s[0])])
-               for o, s in zip(noise["offsets"], noise["shots"]))
+               for o, s in zip(noise["offsets"], noise["shots"], strict=True))
     cells = read_cells(folder)
     assert set(cells["n_wrong"]) <= {0, 1}
     assert {"noise_levels.csv", "noise_positions.csv", "noise_levels.png", "noise_positions.png"} <= {

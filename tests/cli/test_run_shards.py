@@ -43,7 +43,8 @@ def single(ckpt_dir, tmp_path_factory) -> Path:
 def work(tmp_path, monkeypatch, ckpt_dir) -> Path:
     os.link(ckpt_dir / "tiny.pt", tmp_path / "tiny.pt")
     monkeypatch.chdir(tmp_path)
-    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK",
+                "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 

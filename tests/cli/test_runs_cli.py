@@ -22,7 +22,8 @@ def test_runs_table_over_two_runs(tmp_path, capsys):
     mates = [sum(((c * a) % p, (c * b) % p) in pre for c in range(1, p))
              for a, b in setting.ood_tasks if (a, b) != (0, 0)]
     assert table.ood_min_line_mates[0] == min(mates)
-    assert {"runs.md", "ood_test_over_steps_acc.png", "curves_d2.png", "curves_d4.png"} <= {p.name for p in out.iterdir()}
+    names = {p.name for p in out.iterdir()}
+    assert {"runs.md", "ood_test_over_steps_acc.png", "curves_d2.png", "curves_d4.png"} <= names
 
 
 def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):

@@ -18,7 +18,8 @@ def test_sequential_sweep_collects_a_phase_diagram(tmp_path, capsys):
 
 def test_slurm_mode_writes_a_job_array_and_trains_nothing(tmp_path):
     out = tmp_path / "sweep"
-    assert main(["sweep", "--base-tasks", "1,2", "--alpha", "0.4,0.8", "--out", str(out), "--scheduler", "slurm", *TINY]) == 0
+    assert main(["sweep", "--base-tasks", "1,2", "--alpha", "0.4,0.8", "--out", str(out), "--scheduler", "slurm",
+                 *TINY]) == 0
     commands = (out / "commands.txt").read_text().splitlines()
     assert len(commands) == 4 and all(c.startswith("compare train --preset smoke") for c in commands)
     assert "#SBATCH --array=0-3" in (out / "sweep.sbatch").read_text()

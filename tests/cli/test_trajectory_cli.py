@@ -15,7 +15,8 @@ FAST = ["--quiet", "--threads", "1", "--n-boot", "20"]
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "smoke"
     rc = main(["train", "--preset", "smoke", "--steps", "60", "--eval-every", "20", "--save-every", "20",
-               "--eval-sequences", "16", "--snapshots", "5,20,60", "--no-progress", "--threads", "1", "--out", str(out)])
+               "--eval-sequences", "16", "--snapshots", "5,20,60", "--no-progress", "--threads", "1",
+               "--out", str(out)])
     assert rc == 0
     return out
 

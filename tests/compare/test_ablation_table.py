@@ -11,9 +11,9 @@ from compare_stand_ins import NoisyModel
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
 from compare.engine.ablation_table import ablation_columns, ablation_rows, most_damaging
+from compare.engine.aggregates import unit_sums
 from compare.engine.comparison import run_comparison
 from compare.engine.grid import build_sequences
-from compare.engine.aggregates import unit_sums
 from compare.engine.summary import paired_differences, summarize
 
 P = 5
@@ -26,8 +26,9 @@ def comparisons():
     tasks = np.array(list(itertools.product(range(P), repeat=2)))
     seqs = build_sequences(P, 4, n_random=1, seed=1)
     refs = reference_solvers(setting)
-    plain = run_comparison(setting, tasks, seqs, (1, 2, 4), NoisyModel(ModularRegression(P), strength=3.0, noise=0.5), refs)
-    damaged = run_comparison(setting, tasks, seqs, (1, 2, 4), NoisyModel(ModularRegression(P), strength=0.5, noise=2.0), refs)
+    ks = (1, 2, 4)
+    plain = run_comparison(setting, tasks, seqs, ks, NoisyModel(ModularRegression(P), strength=3.0, noise=0.5), refs)
+    damaged = run_comparison(setting, tasks, seqs, ks, NoisyModel(ModularRegression(P), strength=0.5, noise=2.0), refs)
     return plain, damaged
 
 

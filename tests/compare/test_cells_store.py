@@ -10,17 +10,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from compare_stand_ins import NoisyModel
 
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
-from compare.storage import cells as cells_store
 from compare.engine.aggregates import Accumulator, aggregate, merge
 from compare.engine.comparison import iter_comparison, run_comparison
-from compare.errors import UsageError
 from compare.engine.grid import build_sequences
-from compare.storage.folder import Shard, folder_aggregates, resolve_shard
 from compare.engine.summary import compute_all, summaries
-from compare_stand_ins import NoisyModel
+from compare.errors import UsageError
+from compare.storage import cells as cells_store
+from compare.storage.folder import Shard, folder_aggregates, resolve_shard
 
 P = 5
 

@@ -6,15 +6,15 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from compare_stand_ins import NoisyModel, Oracle
 
 from algos.prompts import query_grid
 from algos.solvers import BayesUniform, ModularRegression, RatioMatching, reference_solvers
 from algos.tasks import TaskSetting, task_labels
+from compare.engine.breakdowns import task_panels
 from compare.engine.comparison import run_comparison
 from compare.engine.grid import build_sequences
-from compare.engine.breakdowns import task_panels
 from compare.engine.summary import summarize
-from compare_stand_ins import NoisyModel, Oracle
 
 P = 5
 KS = (1, 2, 3, 4)
@@ -37,7 +37,8 @@ def sequences() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def noisy(setting, every_task, sequences):
-    return run_comparison(setting, every_task, sequences, KS, NoisyModel(ModularRegression(P)), reference_solvers(setting))
+    return run_comparison(setting, every_task, sequences, KS, NoisyModel(ModularRegression(P)),
+                          reference_solvers(setting))
 
 
 def _brute(setting, task, sequence, k):

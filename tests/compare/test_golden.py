@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from compare_stand_ins import NoisyModel
 
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
 from compare.engine.comparison import run_comparison
 from compare.engine.grid import build_sequences, select_tasks
 from compare.engine.summary import compute_all
-from compare_stand_ins import NoisyModel
 
 GOLDEN = Path(__file__).parent / "golden"
 P = 5

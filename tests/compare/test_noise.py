@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from compare_stand_ins import Oracle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +13,6 @@ from algos.tasks import TaskSetting, task_labels
 from compare.engine.comparison import run_comparison
 from compare.engine.grid import build_sequences
 from compare.engine.noise import label_offsets, noise_level_sweep, noise_position_sweep, sweep_accuracy
-from compare_stand_ins import Oracle
 
 
 def test_offsets_are_always_wrong_at_the_chosen_shots_only():
@@ -53,7 +53,7 @@ def test_the_engine_corrupts_the_prompts_and_keeps_the_true_answer():
     spy = Spy(reference_solvers(setting)[1])
     res = run_comparison(setting, tasks, seqs, (2, 4), spy, reference_solvers(setting)[:2], label_offsets=off)
     clean = {(s, k): make_examples(p, tasks, seqs[s], k) for s in range(2) for k in (2, 4)}
-    for (s, k), ex in zip([(s, k) for s in range(2) for k in (2, 4)], seen):
+    for (s, k), ex in zip([(s, k) for s in range(2) for k in (2, 4)], seen, strict=True):
         want = clean[(s, k)].copy()
         want[..., 2] = (want[..., 2] + off[:, s, :k]) % p
         assert np.array_equal(ex, want)

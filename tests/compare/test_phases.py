@@ -17,7 +17,7 @@ from compare.engine.phases import classify, phase_table
     ],
 )
 def test_classify(acc, phase):
-    assert classify(dict(zip(["id_train", "id_test", "ood_train", "ood_test"], acc))) == phase
+    assert classify(dict(zip(["id_train", "id_test", "ood_train", "ood_test"], acc, strict=True))) == phase
 
 
 def test_threshold_moves_the_boundary_and_table_sorts():
@@ -26,12 +26,12 @@ def test_threshold_moves_the_boundary_and_table_sorts():
     rows = [{"n_tasks": n, "alpha": a, **{f"{s}_last": 0.9 for s in ["id_train", "id_test", "ood_train", "ood_test"]}}
             for n, a in [(16, 0.8), (8, 0.8), (8, 0.4)]]
     table = phase_table(rows)
-    assert list(zip(table.n_tasks, table.alpha)) == [(8, 0.4), (8, 0.8), (16, 0.8)]
+    assert list(zip(table.n_tasks, table.alpha, strict=True)) == [(8, 0.4), (8, 0.8), (16, 0.8)]
     assert set(table.phase) == {"o.o.d. generalization"}
 
 
 def _evaluation(step: int, acc_last: tuple[float, float, float, float], ood_acc: float) -> dict:
-    sets = dict(zip(["id_train", "id_test", "ood_train", "ood_test"], acc_last))
+    sets = dict(zip(["id_train", "id_test", "ood_train", "ood_test"], acc_last, strict=True))
     record = {"step": step, "wall_clock_seconds": float(step)}
     for name, value in sets.items():
         record[name] = {"acc": ood_acc if name == "ood_test" else value, "acc_last": value}

@@ -9,18 +9,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from compare_stand_ins import NoisyModel
 
 from algos.solvers import ModularRegression, reference_solvers
 from algos.tasks import TaskSetting
-from compare.reports import plots
-from compare.storage import files as report
-from compare.reports import run as run_report
-from compare.engine.comparison import run_comparison
-from compare.errors import UsageError
-from compare.engine.grid import build_sequences
 from compare.engine.breakdowns import agreement_maps, task_panels
+from compare.engine.comparison import run_comparison
+from compare.engine.grid import build_sequences
 from compare.engine.summary import compute_all
-from compare_stand_ins import NoisyModel
+from compare.errors import UsageError
+from compare.reports import plots
+from compare.reports import run as run_report
+from compare.storage import files as report
 
 P = 5
 
@@ -163,9 +163,10 @@ def test_several_sequences_get_their_table_and_figure(tmp_path):
     setting = TaskSetting.build(P, n_base_tasks=2, alpha=0.6)
     tasks = np.array(list(itertools.product(range(P), repeat=2)))
     seqs = build_sequences(P, 3, n_random=3, seed=2)
-    cells = run_comparison(setting, tasks, seqs, (1, 3), NoisyModel(ModularRegression(P)), reference_solvers(setting)).cells
-    manifest = {"p": P, "ks": [1, 3], "sequences": seqs.tolist(), "n_boot": 20, "seed": 0, "checkpoint": {"name": "toy"},
-                "pretrain_tasks": setting.pretrain_array.tolist()}
+    cells = run_comparison(setting, tasks, seqs, (1, 3), NoisyModel(ModularRegression(P)),
+                           reference_solvers(setting)).cells
+    manifest = {"p": P, "ks": [1, 3], "sequences": seqs.tolist(), "n_boot": 20, "seed": 0,
+                "checkpoint": {"name": "toy"}, "pretrain_tasks": setting.pretrain_array.tolist()}
     tables = compute_all(cells, P, n_boot=20)
     with report.atomic_output_dir(tmp_path / "r") as tmp:
         figures = run_report.write_cells_report(tmp, cells, manifest, tables)

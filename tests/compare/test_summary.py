@@ -6,15 +6,15 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from compare_stand_ins import NoisyModel, Oracle
 
 from algos.solvers import ModularRegression, RatioMatching, reference_solvers
 from algos.tasks import TaskSetting
-from compare.engine.comparison import run_comparison
-from compare.engine.grid import build_sequences
 from compare.engine.aggregates import ABSTAINED, NONE, attribute_cells, explained_by
 from compare.engine.breakdowns import agreement_maps, breakdown, task_panels
+from compare.engine.comparison import run_comparison
+from compare.engine.grid import build_sequences
 from compare.engine.summary import attribution, compute_all, summarize
-from compare_stand_ins import NoisyModel, Oracle
 
 P = 5
 
@@ -101,7 +101,8 @@ def test_attribution_sums_to_one_and_matches_direct_counts(cells):
     assert (n["right"] + n["wrong"] == n["all"]).all()
     # exclusive attribution in order: Ratio Matching first, then Modular Regression
     code = attribute_cells(cells, order=refs)
-    rm = (cells["pred_ratio_matching"] == cells["pred_model"]).to_numpy() & (cells["pred_ratio_matching"] != -1).to_numpy()
+    rm = ((cells["pred_ratio_matching"] == cells["pred_model"]).to_numpy()
+          & (cells["pred_ratio_matching"] != -1).to_numpy())
     assert (code[rm] == 0).all()
     assert (code[~explained] == len(refs)).all()
     # the bit mask of all explaining references: its lowest set bit is the exclusive code
@@ -130,7 +131,8 @@ def test_abstaining_subject_is_its_own_category(setting):
 
 def test_agreement_maps(cells):
     maps = agreement_maps(cells, P)
-    assert set(maps["predictor"]) == {"model", *[c[5:] for c in cells.columns if c.startswith("pred_") and c != "pred_model"]}
+    refs = [c[5:] for c in cells.columns if c.startswith("pred_") and c != "pred_model"]
+    assert set(maps["predictor"]) == {"model", *refs}
     assert maps["share"].between(0, 1).all()
     acc = maps[(maps.predictor == "model") & (maps.split == "id") & (maps.k == 2)].set_index(["x", "y"])["share"]
     sub = cells[(cells.split == "id") & (cells.k == 2)]
@@ -141,7 +143,7 @@ def test_agreement_maps(cells):
     zero = maps[(maps.x == 0) & (maps.y == 0) & (maps.predictor == "ratio_matching")]
     at0 = cells[(cells.x == 0) & (cells.y == 0)]
     said0 = (at0["pred_model"] == 0).groupby([at0["split"], at0["k"]], observed=True).mean()
-    expected = said0.reindex(list(zip(zero["split"], zero["k"]))).to_numpy()
+    expected = said0.reindex(list(zip(zero["split"], zero["k"], strict=True))).to_numpy()
     np.testing.assert_allclose(zero["share"].to_numpy(), expected, rtol=1e-6)
 
 
@@ -181,7 +183,8 @@ def test_by_sequence_by_hand():
     assert t.loc[0, "ref_agreement"] == pytest.approx(1 / 2) and t.loc[1, "ref_agreement"] == pytest.approx(2 / 3)
     by_task = breakdown(two, "task")  # one task, two sequences pooled: the whole table
     assert len(by_task) == 1 and by_task["n_units"].iloc[0] == 2
-    assert by_task["accuracy"].iloc[0] == pytest.approx(3 / 8) and by_task["ref_agreement"].iloc[0] == pytest.approx(3 / 5)
+    assert by_task["accuracy"].iloc[0] == pytest.approx(3 / 8)
+    assert by_task["ref_agreement"].iloc[0] == pytest.approx(3 / 5)
     with pytest.raises(ValueError, match="choose one of sequence, task"):
         breakdown(two, "query")
 
@@ -221,7 +224,8 @@ def test_paired_differences_point_is_the_difference_of_the_summaries(cells):
     other = _with_model(cells, np.where(rng.random(len(cells)) < 0.3, -1, cells["pred_model"].to_numpy()))
     d = paired_differences(unit_sums(other), unit_sums(cells), n_boot=200, seed=4)
     sa, sb = summarize(other, n_boot=0), summarize(cells, n_boot=0)
-    for metric, predictor in [("accuracy", "model"), ("agreement", "ratio_matching"), ("model_acc_out", "modular_regression")]:
+    for metric, predictor in [("accuracy", "model"), ("agreement", "ratio_matching"),
+                              ("model_acc_out", "modular_regression")]:
         for (split, k), g in d[(d.metric == metric) & (d.predictor == predictor)].groupby(["split", "k"]):
             pa = sa[(sa.split == split) & (sa.k == k) & (sa.predictor == predictor)][metric].iloc[0]
             pb = sb[(sb.split == split) & (sb.k == k) & (sb.predictor == predictor)][metric].iloc[0]

@@ -50,8 +50,8 @@ def test_collect_keeps_the_asked_positions_of_each_layout(net, prompts):
     # batches of 13 against one batch of 49: another matmul shape, fp32 rounding only
     np.testing.assert_allclose(cache["blocks.1.attn.hook_result"], full["blocks.1.attn.hook_result"][:, 9:11].numpy(),
                                atol=1e-5)
-    np.testing.assert_allclose(cache["blocks.0.attn.hook_pattern"], full["blocks.0.attn.hook_pattern"][:, :, 11:12].numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(cache["blocks.0.attn.hook_pattern"],
+                               full["blocks.0.attn.hook_pattern"][:, :, 11:12].numpy(), atol=1e-6)
     assert cache["blocks.1.hook_resid_post"].shape == (P * P, 1, 32)
 
 
@@ -80,7 +80,8 @@ def test_head_shares_recognise_a_previous_token_head(net, prompts):
     # a z query's previous token is a y, never a z: a third of the positions t >= 3 are z tokens
     assert row["same_role"] == 0
     assert set(shares.columns) >= {"previous", "same_role", "z_tokens", "self", "kind"}
-    assert ((shares[["previous", "same_role", "z_tokens", "self"]] >= 0) & (shares[["previous", "same_role", "z_tokens", "self"]] <= 1 + 1e-6)).all().all()
+    values = shares[["previous", "same_role", "z_tokens", "self"]]
+    assert ((values >= 0) & (values <= 1 + 1e-6)).all().all()
 
 
 def test_head_pca_matches_a_direct_computation(net, prompts):
@@ -101,7 +102,8 @@ def test_head_pca_matches_a_direct_computation(net, prompts):
 
 def test_embedding_pca_and_similarity_maps(net, prompts):
     emb = embedding_pca(net, P)
-    assert emb.coords.shape == (P, 3) and set(emb.scores) == {"planarity", "parity_r2", "planarity_null", "parity_r2_null"}
+    assert emb.coords.shape == (P, 3)
+    assert set(emb.scores) == {"planarity", "parity_r2", "planarity_null", "parity_r2_null"}
     sims = similarity_maps(net, prompts, [0, 1])
     assert set(sims.maps) == {(0, "y"), (0, "z"), (1, "y"), (1, "z")} and len(sims.head_maps) == 8
     m = sims.maps[(1, "y")]

@@ -7,8 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interp.pca import discrete_logs
-from interp.scores import (circularity, embedding_plane_scores, pair_contrast, pca, pearson_matrix, ring_score,
-                           same_label_mask, same_ratio_mask)
+from interp.scores import (
+    circularity,
+    embedding_plane_scores,
+    pair_contrast,
+    pca,
+    pearson_matrix,
+    ring_score,
+    same_label_mask,
+    same_ratio_mask,
+)
 
 RNG = np.random.default_rng(0)
 

@@ -66,7 +66,7 @@ def main() -> None:
         idx, tgt = whole.batch(step, 0, 1)
         reference(idx, tgt)[1].backward()
         err = 0.0
-        for (name, g), (_, r) in zip(net.named_parameters(), reference.named_parameters()):
+        for (_, g), (_, r) in zip(net.named_parameters(), reference.named_parameters(), strict=True):
             ref = r.grad
             err = max(err, float((g.grad - ref).abs().max() / ref.abs().max().clamp_min(1e-300)))
         errors.append(err)

@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from model.checkpoint import CheckpointError, FORMAT_VERSION, load_checkpoint, resolve_checkpoint
+from model.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint, resolve_checkpoint
 
 
 def test_round_trip_rebuilds_the_same_model(tiny_ckpt):

@@ -16,7 +16,7 @@ def test_schedule_warms_up_from_one_percent_then_decays_to_a_tenth():
     assert lr_at(100, cfg) == pytest.approx(1e-3)
     assert lr_at(1000, cfg) == pytest.approx(1e-4)
     lrs = [lr_at(s, cfg) for s in range(100, 1001, 50)]
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
 
 
 def test_smoke_preset_lifts_id_accuracy_well_above_chance(smoke_run):
@@ -33,7 +33,8 @@ def test_smoke_preset_lifts_id_accuracy_well_above_chance(smoke_run):
 
 def _spec(out, steps, **train_overrides):
     preset = get_preset("smoke")
-    tcfg = replace(preset.train, steps=steps, warmup_steps=3, eval_every=4, save_every=4, eval_sequences=16, **train_overrides)
+    tcfg = replace(preset.train, steps=steps, warmup_steps=3, eval_every=4, save_every=4, eval_sequences=16,
+                   **train_overrides)
     return RunSpec(model=preset.model, train=tcfg, setting=preset.setting, out_dir=out, progress=False)
 
 
