@@ -11,6 +11,7 @@ Depends on torch and ``algos``; never imports ``compare``. A notebook's entry po
 The console commands that belong to the model (``compare train``, ``export``,
 ``import-authors``) live in :mod:`model.commands`.
 """
+
 from __future__ import annotations
 
 import os

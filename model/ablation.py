@@ -29,9 +29,8 @@ full forward.
 >>> [a.name for a in all_ablations(n_layer=1, n_head=2)]
 ['L0H0', 'L0H1', 'L0attn', 'L0mlp']
 """
-from __future__ import annotations
 
-from algos.errors import InputError
+from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from algos.errors import InputError
 from algos.prompts import check_examples, make_examples, query_grid
 from algos.solvers.base import Prediction
 from model.checkpoint import Checkpoint
@@ -128,7 +128,9 @@ def parse_ablation(text: str, n_layer: int, n_head: int) -> Ablation:
         if m.group(2) is not None:
             head = int(m.group(2))
             if head >= n_head:
-                raise InputError(f"{part}: head {head} is out of range (the checkpoint has heads 0..{n_head - 1} per layer)")
+                raise InputError(
+                    f"{part}: head {head} is out of range (the checkpoint has heads 0..{n_head - 1} per layer)"
+                )
             comp = Component("head", layer, head)
         else:
             comp = Component("attn" if m.group(3) else "mlp", layer)
@@ -185,8 +187,13 @@ class _MeanRecorder(ModelPredictor):
     """The plain grid path, summing every site's output per (k, position) as it goes."""
 
     def __init__(self, base: ModelPredictor) -> None:
-        super().__init__(base.ckpt, device=str(base.device), batch_prefixes=base.batch_prefixes,
-                         precision=base.precision, net=base.net)
+        super().__init__(
+            base.ckpt,
+            device=str(base.device),
+            batch_prefixes=base.batch_prefixes,
+            precision=base.precision,
+            net=base.net,
+        )
         self.sums: dict[int, dict[tuple[str, int], torch.Tensor]] = {}
         self.counts: dict[int, int] = {}
 
@@ -202,6 +209,7 @@ class _MeanRecorder(ModelPredictor):
         if stage.kind == "prefix":  # each prefix position is in all n_queries prompts of its prefix
             part = v.sum(0) * stage.n_queries  # (..., T0, d)
         elif stage.kind == "x":  # row j is the x token of x_counts[j] queries
+            assert stage.x_counts is not None  # an x stage always carries its counts
             part = (v * stage.x_counts.to(v)[:, None]).sum(0).sum(-2, keepdim=True)  # (..., 1, d)
         else:  # one row per query
             part = v.sum(0).sum(-2, keepdim=True)  # (..., 1, d)
@@ -215,8 +223,9 @@ class _MeanRecorder(ModelPredictor):
         return value
 
 
-def activation_means(base: ModelPredictor, prompts: Iterable[np.ndarray], queries: np.ndarray,
-                     description: str = "") -> ActivationMeans:
+def activation_means(
+    base: ModelPredictor, prompts: Iterable[np.ndarray], queries: np.ndarray, description: str = ""
+) -> ActivationMeans:
     """Mean output of every site at every position over all prompts ``examples x queries``.
 
     ``prompts`` yields example arrays (n, k, 3) (any mix of k); each is asked every query of
@@ -260,7 +269,7 @@ class AblatedPredictor(ModelPredictor):
         mode: str = "zero",
         means: ActivationMeans | None = None,
         device: str = "auto",
-        batch_prefixes: int = 64,
+        batch_prefixes: int | None = 64,
         precision: str = "fp32",
         net: GPT | None = None,
     ) -> None:
@@ -297,6 +306,7 @@ class AblatedPredictor(ModelPredictor):
         if self.mode == "zero":
             repl = torch.zeros((), dtype=value.dtype, device=value.device)
         else:
+            assert self.means is not None  # mean mode is refused without means (__init__)
             mean = self.means.at(k, name, layer)
             repl = (mean if rows is None else mean[..., rows, :]).to(value.dtype)  # (H, M', hd) or (M', C)
         if mask is None:

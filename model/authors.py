@@ -40,9 +40,8 @@ Their vocabulary is ``base + 1`` digit tokens (0..base), then 10 special and 7
 position-hint tokens: 47 at p = base = 29. Residue r is token r, and predictions use only
 the first p logits, so the unused tokens are carried along but never predicted.
 """
-from __future__ import annotations
 
-from algos.errors import InputError
+from __future__ import annotations
 
 import os
 import re
@@ -51,6 +50,7 @@ from pathlib import Path
 
 import torch
 
+from algos.errors import InputError
 from model.checkpoint import CheckpointError, read_torch_file, save_checkpoint
 from model.config import ModelConfig, SettingConfig, TrainConfig
 
@@ -201,21 +201,44 @@ class AuthorsRun:
     # ------------------------------------------------------------------ configs
     def model_config(self) -> ModelConfig:
         return ModelConfig(
-            p=self.p, vocab_size=self.vocab_size, d_model=self.d_model, n_head=self.n_head,
-            n_layer=self.n_layer, n_examples=self.n_examples, mlp_ratio=4, rope_base=10000.0, ln_eps=1e-5,
+            p=self.p,
+            vocab_size=self.vocab_size,
+            d_model=self.d_model,
+            n_head=self.n_head,
+            n_layer=self.n_layer,
+            n_examples=self.n_examples,
+            mlp_ratio=4,
+            rope_base=10000.0,
+            ln_eps=1e-5,
         )
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
-            steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps,
-            warmup_start=0.01, final_lr_frac=0.1, weight_decay=self.weight_decay, betas=(0.9, 0.98),
-            eps=1e-8, grad_clip=0.0, seed=self.seed, eval_every=1000, eval_sequences=1024, save_every=1000,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            warmup_steps=self.warmup_steps,
+            warmup_start=0.01,
+            final_lr_frac=0.1,
+            weight_decay=self.weight_decay,
+            betas=(0.9, 0.98),
+            eps=1e-8,
+            grad_clip=0.0,
+            seed=self.seed,
+            eval_every=1000,
+            eval_sequences=1024,
+            save_every=1000,
         )
 
     def setting_config(self) -> SettingConfig:
         return SettingConfig(
-            p=self.p, n_base_tasks=self.n_base_tasks, n_random_tasks=self.n_random_tasks, alpha=self.alpha,
-            task_seed=self.seed, split_seed=self.data_seed, convention="authors",
+            p=self.p,
+            n_base_tasks=self.n_base_tasks,
+            n_random_tasks=self.n_random_tasks,
+            alpha=self.alpha,
+            task_seed=self.seed,
+            split_seed=self.data_seed,
+            convention="authors",
         )
 
 
@@ -241,7 +264,7 @@ def parse_authors_filename(name: str | os.PathLike) -> AuthorsRun:
             )
         groups.update(m.groupdict())
         pos = m.end()
-    g = groups
+    g = {k: "" if v is None else v for k, v in groups.items()}  # every field's pattern has its group
     return AuthorsRun(
         file_name=base_name,
         dont_decay_embd=g["noembd"] == "True",
@@ -277,16 +300,18 @@ def authors_key_map(n_layer: int) -> dict[str, str]:
     m = {"transformer.wte.weight": "wte.weight"}
     for i in range(n_layer):
         t, o = f"transformer.h.{i}.", f"blocks.{i}."
-        m.update({
-            t + "ln_1.weight": o + "ln_1.weight",
-            t + "ln_1.bias": o + "ln_1.bias",
-            t + "attn.to_qkv.weight": o + "attn.qkv.weight",
-            t + "attn.o.weight": o + "attn.o.weight",
-            t + "ln_2.weight": o + "ln_2.weight",
-            t + "ln_2.bias": o + "ln_2.bias",
-            t + "mlp.c_fc.weight": o + "mlp.fc.weight",
-            t + "mlp.c_proj.weight": o + "mlp.proj.weight",
-        })
+        m.update(
+            {
+                t + "ln_1.weight": o + "ln_1.weight",
+                t + "ln_1.bias": o + "ln_1.bias",
+                t + "attn.to_qkv.weight": o + "attn.qkv.weight",
+                t + "attn.o.weight": o + "attn.o.weight",
+                t + "ln_2.weight": o + "ln_2.weight",
+                t + "ln_2.bias": o + "ln_2.bias",
+                t + "mlp.c_fc.weight": o + "mlp.fc.weight",
+                t + "mlp.c_proj.weight": o + "mlp.proj.weight",
+            }
+        )
     m.update({"transformer.ln_f.weight": "ln_f.weight", "transformer.ln_f.bias": "ln_f.bias"})
     return m
 
@@ -297,12 +322,18 @@ def _expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {"transformer.wte.weight": (V, C), "lm_head.weight": (V, C)}
     for i in range(cfg.n_layer):
         t = f"transformer.h.{i}."
-        shapes.update({
-            t + "ln_1.weight": (C,), t + "ln_1.bias": (C,),
-            t + "attn.to_qkv.weight": (3 * C, C), t + "attn.o.weight": (C, C),
-            t + "ln_2.weight": (C,), t + "ln_2.bias": (C,),
-            t + "mlp.c_fc.weight": (F, C), t + "mlp.c_proj.weight": (C, F),
-        })
+        shapes.update(
+            {
+                t + "ln_1.weight": (C,),
+                t + "ln_1.bias": (C,),
+                t + "attn.to_qkv.weight": (3 * C, C),
+                t + "attn.o.weight": (C, C),
+                t + "ln_2.weight": (C,),
+                t + "ln_2.bias": (C,),
+                t + "mlp.c_fc.weight": (F, C),
+                t + "mlp.c_proj.weight": (C, F),
+            }
+        )
     shapes.update({"transformer.ln_f.weight": (C,), "transformer.ln_f.bias": (C,)})
     return shapes
 
@@ -337,17 +368,17 @@ def convert_authors_state_dict(
             parts.append(f"missing {_few(missing)}")
         if unexpected:
             parts.append(f"unexpected {_few(unexpected)}")
-        raise CheckpointError(
-            f"{source}: weights do not fit the configuration{hint}: " + "; ".join(parts)
-        )
+        raise CheckpointError(f"{source}: weights do not fit the configuration{hint}: " + "; ".join(parts))
     for k, want in shapes.items():
         if k in weights and tuple(weights[k].shape) != want:
             extra = ""
             if run is not None and k in ("transformer.wte.weight", "lm_head.weight"):
-                extra = f" (base{run.base}: {run.base + 1} digit, {N_SPECIAL_TOKENS} special and {N_POSITION_HINT_TOKENS} position-hint tokens)"
+                extra = (
+                    f" (base{run.base}: {run.base + 1} digit, {N_SPECIAL_TOKENS} special and "
+                    f"{N_POSITION_HINT_TOKENS} position-hint tokens)"
+                )
             raise CheckpointError(
-                f"{source}: {k} has shape {tuple(weights[k].shape)} but the configuration{hint} "
-                f"expects {want}{extra}"
+                f"{source}: {k} has shape {tuple(weights[k].shape)} but the configuration{hint} expects {want}{extra}"
             )
         if k in weights and not weights[k].is_floating_point():
             raise CheckpointError(f"{source}: {k} is not a floating-point tensor ({weights[k].dtype})")
@@ -386,8 +417,10 @@ def load_authors_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Te
     blob, sha = read_torch_file(path, "torch file")
     if isinstance(blob, dict) and blob.get("kind") == "icl-modgrok-checkpoint":
         raise CheckpointError(f"{path}: already an icl-modgrok checkpoint (nothing to import)")
-    if not isinstance(blob, dict) or not blob or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in blob.items()
+    if (
+        not isinstance(blob, dict)
+        or not blob
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in blob.items())
     ):
         what = type(blob).__name__ if not isinstance(blob, dict) else "a dict that is not all name -> tensor"
         raise CheckpointError(f"{path}: expected a bare state dict of tensors (the authors' format), got {what}")
@@ -425,7 +458,13 @@ def import_authors_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, co
         "note": "vocabulary of the authors' tokenizer; predictions use the first p logits",
     }
     return save_checkpoint(
-        dst, mcfg, run.train_config(), setting, net.state_dict(), step=run.checkpoint_step,
-        history=[], meta=meta, setting_config=setting_config,
+        dst,
+        mcfg,
+        run.train_config(),
+        setting,
+        net.state_dict(),
+        step=run.checkpoint_step,
+        history=[],
+        meta=meta,
+        setting_config=setting_config,
     )
-

@@ -15,9 +15,8 @@ The file is a plain dict of tensors, numbers, strings, lists and dicts, so it lo
     state_dict      model weights
     trainer         (optional) optimizer and progress state for exact resumption
 """
-from __future__ import annotations
 
-from algos.errors import InputError
+from __future__ import annotations
 
 import hashlib
 import io
@@ -32,6 +31,7 @@ from typing import Any
 
 import torch
 
+from algos.errors import InputError
 from algos.tasks import TaskSetting
 from model.config import ModelConfig, SettingConfig, TrainConfig, config_from_dict, to_dict
 
@@ -192,7 +192,9 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_locat
     if not data:
         raise CheckpointError(f"{path}: file is empty")
     if data.startswith(b"version https://git-lfs"):
-        raise CheckpointError(f"{path}: a Git LFS pointer, not the weights (fetch the file itself, e.g. `git lfs pull`)")
+        raise CheckpointError(
+            f"{path}: a Git LFS pointer, not the weights (fetch the file itself, e.g. `git lfs pull`)"
+        )
     try:
         with warnings.catch_warnings():
             # torch warns about the pickle protocol of files it did not write itself (an unsafe
@@ -211,7 +213,9 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_locat
         raise CheckpointError(f"{path}: not a readable {what} ({reason[:160]})") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable {what} (truncated or not a torch file: {reason[:160]})") from None
+        raise CheckpointError(
+            f"{path}: not a readable {what} (truncated or not a torch file: {reason[:160]})"
+        ) from None
     return blob, hashlib.sha256(data).hexdigest()
 
 
@@ -235,7 +239,8 @@ def _from_blob(blob: Any, path: Path, sha: str) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint has no format version")
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint format {version} is newer than this version supports ({FORMAT_VERSION}); upgrade icl-modgrok"
+            f"{path}: checkpoint format {version} is newer than this version supports ({FORMAT_VERSION}); "
+            "upgrade icl-modgrok"
         )
     try:
         model_config = config_from_dict(ModelConfig, blob["model_config"])

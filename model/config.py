@@ -11,12 +11,13 @@ Presets: ``paper-d2`` / ``paper-d4`` are the paper's released runs exactly (for 
 ``cpu-d2`` / ``cpu-d4`` are sized for a 2-core CPU; ``smoke`` learns something measurable
 in well under a minute and is what the tests use.
 """
-from __future__ import annotations
 
-from algos.errors import InputError
+from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+from algos.errors import InputError
 
 __all__ = [
     "ModelConfig",
@@ -140,8 +141,12 @@ class SettingConfig:
         from algos.tasks import TaskSetting
 
         common = dict(
-            p=self.p, n_base_tasks=self.n_base_tasks, alpha=self.alpha, task_seed=self.task_seed,
-            split_seed=self.split_seed, n_random_tasks=self.n_random_tasks,
+            p=self.p,
+            n_base_tasks=self.n_base_tasks,
+            alpha=self.alpha,
+            task_seed=self.task_seed,
+            split_seed=self.split_seed,
+            n_random_tasks=self.n_random_tasks,
         )
         if self.convention == "authors":
             cap = self.max_ood_tasks if self.max_ood_tasks is not None else 256
@@ -201,12 +206,26 @@ def _cpu(depth: int, p: int = 7, n_base_tasks: int = 9, batch_size: int = 160) -
     n_tasks = 4 * n_base_tasks + n_random_tasks
     return Preset(
         name=f"cpu-d{depth}" if p == 7 else f"cpu-p{p}-d{depth}",
-        setting=SettingConfig(p=p, n_base_tasks=n_base_tasks, n_random_tasks=n_random_tasks, alpha=0.8, task_seed=1,
-                              split_seed=0, convention="native"),
+        setting=SettingConfig(
+            p=p,
+            n_base_tasks=n_base_tasks,
+            n_random_tasks=n_random_tasks,
+            alpha=0.8,
+            task_seed=1,
+            split_seed=0,
+            convention="native",
+        ),
         model=ModelConfig(p=p, vocab_size=p, d_model=64, n_head=4, n_layer=depth, n_examples=16),
         train=TrainConfig(
-            steps=40_000, batch_size=batch_size, lr=2e-3, warmup_steps=300, weight_decay=0.5,
-            eval_every=250, eval_sequences=320, save_every=250, threads=1,
+            steps=40_000,
+            batch_size=batch_size,
+            lr=2e-3,
+            warmup_steps=300,
+            weight_decay=0.5,
+            eval_every=250,
+            eval_sequences=320,
+            save_every=250,
+            threads=1,
         ),
         description=f"Depth-{depth} model at p = {p} ({n_tasks} of {p * p} tasks pre-trained) sized for one CPU core.",
     )
@@ -224,8 +243,14 @@ PRESETS: dict[str, Preset] = {
         setting=SettingConfig(p=5, n_base_tasks=2, alpha=0.6, task_seed=1, split_seed=0, convention="native"),
         model=ModelConfig(p=5, vocab_size=5, d_model=64, n_head=4, n_layer=2, n_examples=10),
         train=TrainConfig(
-            steps=400, batch_size=128, lr=5e-3, warmup_steps=30, weight_decay=0.0,
-            eval_every=100, eval_sequences=64, save_every=100,
+            steps=400,
+            batch_size=128,
+            lr=5e-3,
+            warmup_steps=30,
+            weight_decay=0.0,
+            eval_every=100,
+            eval_sequences=64,
+            save_every=100,
         ),
         description="Tiny run for tests: learns its pre-training tasks above chance in seconds.",
     ),

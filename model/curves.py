@@ -1,4 +1,5 @@
 """Learning-curve figure for a training run (accuracy and loss of the four sets)."""
+
 from __future__ import annotations
 
 import os

@@ -8,15 +8,15 @@ Batches are a pure function of (seed, step): each step reseeds a generator, so r
 from a checkpoint replays exactly the data an uninterrupted run would have seen, and
 every data-parallel rank can build the same global batch and keep its own slice.
 """
-from __future__ import annotations
 
-from algos.errors import InputError
+from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from algos.errors import InputError
 from algos.tasks import TaskSetting
 
 __all__ = ["encode", "loss_targets", "sample_examples", "TrainBatches", "eval_batches"]
@@ -108,9 +108,7 @@ def eval_batches(setting: TaskSetting, n_examples: int, n_sequences: int, seed: 
             continue
         per_task = max(1, n_sequences // len(tasks))
         g = torch.Generator().manual_seed(_mix(seed, 1_000_000_007 + i))
-        out[name] = sample_examples(
-            setting.p, torch.as_tensor(tasks), torch.as_tensor(inputs), per_task, n_examples, g
-        )
+        out[name] = sample_examples(setting.p, torch.as_tensor(tasks), torch.as_tensor(inputs), per_task, n_examples, g)
     return out
 
 

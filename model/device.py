@@ -4,16 +4,18 @@ Everything that differs between CPU, CUDA and ``torchrun`` lives here: choosing 
 device, the autocast context (bf16 on CUDA by default, fp32 on CPU), optional
 ``torch.compile``, and the data-parallel process group (gloo on CPU, nccl on CUDA).
 """
-from __future__ import annotations
 
-from algos.errors import InputError
+from __future__ import annotations
 
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
+
+from algos.errors import InputError
 
 __all__ = ["pick_device", "autocast", "DistInfo", "init_distributed", "shutdown_distributed"]
 
@@ -49,7 +51,7 @@ def autocast(device: torch.device, precision: str = "auto") -> contextlib.Abstra
 
 def maybe_compile(module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
     """``torch.compile`` when asked (worth it mostly on CUDA)."""
-    return torch.compile(module) if enabled else module
+    return cast(torch.nn.Module, torch.compile(module)) if enabled else module
 
 
 @dataclass(frozen=True)

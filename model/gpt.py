@@ -45,11 +45,13 @@ Scores and pattern are materialized only when something listens to them, and
 the per-head results only when something listens to ``hook_result``; otherwise the fused
 SDPA kernel and one output matmul run, so hooks cost nothing when unused.
 """
+
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -183,7 +185,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied output layer
         self.apply(self._init)
-        for block in self.blocks:
+        for block in self.block_list:
             with torch.no_grad():
                 block.mlp.proj.weight.div_(math.sqrt(2 * cfg.n_layer))
 
@@ -192,7 +194,9 @@ class GPT(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (B, T) -> (logits (B, T, V), loss or None).
 
         ``targets`` (B, T) holds the next token to predict at each position, -100 where
@@ -215,7 +219,7 @@ class GPT(nn.Module):
         return {name: m for name, m in self.named_modules() if isinstance(m, HookPoint)}
 
     @contextmanager
-    def hooks(self, fwd_hooks: Iterable[tuple[str, Callable]]) -> Iterator["GPT"]:
+    def hooks(self, fwd_hooks: Iterable[tuple[str, Callable]]) -> Iterator[GPT]:
         """Register ``fn(module, input, output)`` forward hooks by name; removed on exit."""
         points = self.hook_points()
         handles = []
@@ -230,7 +234,9 @@ class GPT(nn.Module):
                 h.remove()
 
     @torch.no_grad()
-    def run_with_cache(self, idx: torch.Tensor, names: Iterable[str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def run_with_cache(
+        self, idx: torch.Tensor, names: Iterable[str] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward pass that also returns the activations at the named hook points (all by default)."""
         wanted = list(self.hook_points()) if names is None else list(names)
         cache: dict[str, torch.Tensor] = {}
@@ -245,9 +251,15 @@ class GPT(nn.Module):
             logits, _ = self(idx)
         return logits, cache
 
+    @property
+    def block_list(self) -> list[Block]:
+        """The blocks, typed (``self.blocks`` is an ``nn.ModuleList`` of :class:`Block`)."""
+        return [cast(Block, b) for b in self.blocks]
+
     def param_groups(self, weight_decay: float) -> list[dict]:
         """Matrices (tied embedding included) decay; LayerNorm weights and biases do not."""
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for _, prm in self.named_parameters():  # tied weight appears once
             (decay if prm.dim() >= 2 else no_decay).append(prm)
         return [

@@ -13,6 +13,7 @@ The grid path does not go through the model's hook points; instead it calls
 ``hook_mlp_out`` of every block (identity here), which is where :mod:`model.ablation`
 changes activations.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,14 @@ class ModelPredictor(Predictor):
     name = "model"
     gives_distribution = True
 
-    def __init__(self, ckpt: Checkpoint, device: str = "auto", batch_prefixes: int | None = 64,
-                 precision: str = "fp32", net: GPT | None = None) -> None:
+    def __init__(
+        self,
+        ckpt: Checkpoint,
+        device: str = "auto",
+        batch_prefixes: int | None = 64,
+        precision: str = "fp32",
+        net: GPT | None = None,
+    ) -> None:
         super().__init__(ckpt.model_config.p)
         self.ckpt = ckpt
         self.device = pick_device(device)
@@ -94,7 +101,9 @@ class ModelPredictor(Predictor):
             raise ValueError(f"queries: expected {ex.shape[0]} rows to match examples, got {q.shape[0]}")
         out = []
         for start in range(0, ex.shape[0], 4096):
-            tokens = np.concatenate([ex[start : start + 4096].reshape(-1, ex.shape[1] * 3), q[start : start + 4096]], axis=1)
+            tokens = np.concatenate(
+                [ex[start : start + 4096].reshape(-1, ex.shape[1] * 3), q[start : start + 4096]], axis=1
+            )
             idx = torch.as_tensor(tokens, device=self.device)
             with torch.no_grad(), autocast(self.device, self.precision):
                 logits, _ = self.net(idx)
@@ -151,7 +160,7 @@ class ModelPredictor(Predictor):
         nq = queries.shape[0]
         xs, x_of = np.unique(queries[:, 0], return_inverse=True)  # distinct x tokens; query -> its x
         x_counts = torch.as_tensor(np.bincount(x_of, minlength=len(xs)), device=dev)  # queries per distinct x
-        x_of = torch.as_tensor(x_of, device=dev)
+        x_index = torch.as_tensor(x_of, device=dev)
         stages = {
             "prefix": GridStage("prefix", k, 0, nq, None),
             "x": GridStage("x", k, T0, nq, x_counts),
@@ -170,7 +179,7 @@ class ModelPredictor(Predictor):
             # 1. the prefix, once: keys and values of every layer (B, H, T0, hd)
             h = net.wte(torch.as_tensor(ex.reshape(B, T0), device=dev))
             cache = []
-            for i, block in enumerate(net.blocks):
+            for i, block in enumerate(net.block_list):
                 qh, kh, vh = block.attn.project(block.ln_1(h), torch.arange(T0, device=dev))
                 z = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True)
                 h = block_step(i, block, h, z, stages["prefix"])
@@ -178,22 +187,24 @@ class ModelPredictor(Predictor):
             # 2. each distinct x token at position T0, against the prefix and itself
             hx = net.wte(torch.as_tensor(xs, device=dev)).expand(B, -1, -1)  # (B, nx, C)
             x_cache = []
-            for i, (block, (kp, vp)) in enumerate(zip(net.blocks, cache)):
+            for i, (block, (kp, vp)) in enumerate(zip(net.block_list, cache, strict=True)):
                 qx, kx, vx = block.attn.project(block.ln_1(hx), torch.full((len(xs),), T0, device=dev))
                 z = _attend(qx, kp, vp, [kx], [vx])
                 hx = block_step(i, block, hx, z, stages["x"])
                 x_cache.append((kx, vx))
             # 3. every query's y token at T0 + 1, against prefix, its x token and itself
             hy = net.wte(torch.as_tensor(queries[:, 1], device=dev)).expand(B, -1, -1)  # (B, q, C)
-            for i, (block, (kp, vp), (kx, vx)) in enumerate(zip(net.blocks, cache, x_cache)):
+            for i, (block, (kp, vp), (kx, vx)) in enumerate(zip(net.block_list, cache, x_cache, strict=True)):
                 qy, ky, vy = block.attn.project(block.ln_1(hy), torch.full((nq,), T0 + 1, device=dev))
-                z = _attend(qy, kp, vp, [kx[:, :, x_of], ky], [vx[:, :, x_of], vy])
+                z = _attend(qy, kp, vp, [kx[:, :, x_index], ky], [vx[:, :, x_index], vy])
                 hy = block_step(i, block, hy, z, stages["y"])
             logits = net.lm_head(net.ln_f(hy))[..., : self.p].float()  # (B, q, p)
         return F.softmax(logits, dim=-1).cpu().numpy()
 
 
-def _attend(q: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor, ks: list[torch.Tensor], vs: list[torch.Tensor]) -> torch.Tensor:
+def _attend(
+    q: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor, ks: list[torch.Tensor], vs: list[torch.Tensor]
+) -> torch.Tensor:
     """Attention of each query row to a shared prefix plus its own extra keys.
 
     q (B, H, M, hd); shared prefix kp, vp (B, H, T0, hd); extra ks[i], vs[i] (B, H, M, hd),

@@ -1,4 +1,5 @@
 """Small checkpoints for tests and examples (random or briefly trained weights)."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,14 @@ def tiny_checkpoint(
     torch.manual_seed(seed)
     net = GPT(mcfg)
     return save_checkpoint(
-        path, mcfg, TrainConfig(steps=1, seed=seed), setting_cfg.build(), net.state_dict(),
-        step=0, meta={"command": "model.testing.tiny_checkpoint"}, setting_config=setting_cfg,
+        path,
+        mcfg,
+        TrainConfig(steps=1, seed=seed),
+        setting_cfg.build(),
+        net.state_dict(),
+        step=0,
+        meta={"command": "model.testing.tiny_checkpoint"},
+        setting_config=setting_cfg,
     )
 
 

@@ -12,6 +12,7 @@ function of (seed, step), and the optimizer state and schedule position come fro
 ``last.pt``. Under ``torchrun`` every rank builds the same global batch and trains on
 its slice; gradients are averaged, so the result matches one process.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from algos.tasks import TaskSetting
 from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from model.config import ModelConfig, SettingConfig, TrainConfig
-from model.data import TrainBatches, eval_batches, encode, loss_targets
+from model.data import TrainBatches, encode, eval_batches
 from model.device import DistInfo, autocast, init_distributed, maybe_compile, shutdown_distributed
 from model.gpt import GPT
 
@@ -131,7 +131,10 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
     torch.manual_seed(cfg.seed)
     net = GPT(mcfg).to(device)
     opt = torch.optim.AdamW(
-        net.param_groups(cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+        net.param_groups(cfg.weight_decay),
+        lr=cfg.lr,
+        betas=cfg.betas,
+        eps=cfg.eps,
         fused=device.type == "cuda",
     )
     step, history, wall, best = 0, [], 0.0, -1.0
@@ -170,8 +173,18 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
         if history:
             meta["final_accuracy"] = {k: history[-1][k]["acc"] for k in EVAL_SETS if k in history[-1]}
         trainer = {"optimizer": opt.state_dict(), "best_ood_test": best} if with_trainer else None
-        save_checkpoint(path, mcfg, cfg, setting, net.state_dict(), step=step, history=history,
-                        meta=meta, setting_config=spec.setting, trainer=trainer)
+        save_checkpoint(
+            path,
+            mcfg,
+            cfg,
+            setting,
+            net.state_dict(),
+            step=step,
+            history=history,
+            meta=meta,
+            setting_config=spec.setting,
+            trainer=trainer,
+        )
 
     snapshot_at = set(cfg.snapshots)
     if snapshot_at and info.is_main:
@@ -180,15 +193,29 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
     def save_snapshot(at: int) -> None:
         """Weights only, no history (metrics.jsonl has it): small files for ``compare trajectory``."""
         meta = {**meta_base, "wall_clock_seconds": round(wall + time.perf_counter() - t0, 1), "snapshot": True}
-        save_checkpoint(out / SNAPSHOT_DIR / f"step-{at:07d}.pt", mcfg, cfg, setting, net.state_dict(), step=at,
-                        history=[], meta=meta, setting_config=spec.setting)
+        save_checkpoint(
+            out / SNAPSHOT_DIR / f"step-{at:07d}.pt",
+            mcfg,
+            cfg,
+            setting,
+            net.state_dict(),
+            step=at,
+            history=[],
+            meta=meta,
+            setting_config=spec.setting,
+        )
 
     bar = None
     if info.is_main and spec.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=step,
+            desc="train",
+            dynamic_ncols=True,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        )
     net.train()
     t0 = time.perf_counter()
     end = cfg.steps if spec.stop_at is None else min(cfg.steps, spec.stop_at)
@@ -211,11 +238,19 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
         if do_eval:
             if info.is_main:
                 metrics = evaluate(net, evals, setting.p, device, cfg.precision)
-                record = {"step": step, "lr": lr, "train_loss": float(loss.detach()), "wall_clock_seconds": round(wall, 1), **metrics}
+                record = {
+                    "step": step,
+                    "lr": lr,
+                    "train_loss": float(loss.detach()),
+                    "wall_clock_seconds": round(wall, 1),
+                    **metrics,
+                }
                 history.append(record)
                 _write_metrics(out, history)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", **{k.replace("_", ""): f"{metrics[k]['acc']:.2f}" for k in EVAL_SETS if k in metrics})
+                    post = {"loss": f"{float(loss.detach()):.3f}"}
+                    post.update({k.replace("_", ""): f"{metrics[k]['acc']:.2f}" for k in EVAL_SETS if k in metrics})
+                    bar.set_postfix(post)
                 ood = metrics.get("ood_test", {}).get("acc", -1.0)
                 if ood > best:
                     best = ood

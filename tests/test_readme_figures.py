@@ -10,6 +10,7 @@ fails here until the page says the new numbers. When a page quotes a new figure 
 report, add it here; when a paragraph moves to another page, move its entry. README itself
 stays a door of at most ``README_MAX_LINES`` lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -96,8 +97,15 @@ def bench(name: str, *path: str, fmt: str = ".2f", scale: float = 1.0) -> Fig:
     return Fig(f"benchmarks/results/{name}.json", path, fmt=fmt, scale=scale)
 
 
-def insp(run: str, analysis: str, score: str, layer: int | None = -1, head: int | None = -1,
-         position: str | None = None, agg: str | None = None) -> Fig:
+def insp(
+    run: str,
+    analysis: str,
+    score: str,
+    layer: int | None = -1,
+    head: int | None = -1,
+    position: str | None = None,
+    agg: str | None = None,
+) -> Fig:
     where = [("analysis", analysis), ("score", score)]
     where += [(c, v) for c, v in (("layer", layer), ("head", head), ("position", position)) if v is not None]
     return Fig(f"reports/{run}-inspect/scores.csv", tuple(where), "value", ".2f", agg=agg)
@@ -105,7 +113,9 @@ def insp(run: str, analysis: str, score: str, layer: int | None = -1, head: int 
 
 def abl(report: str, component: str, split: str, k: int, column: str, fmt: str = "+.1f", scale: float = 100.0) -> Fig:
     """A cell of an ablation table, by default as a change in percentage points (``-74.6``)."""
-    return Fig(f"reports/{report}/ablation.csv", (("component", component), ("split", split), ("k", k)), column, fmt, scale)
+    return Fig(
+        f"reports/{report}/ablation.csv", (("component", component), ("split", split), ("k", k)), column, fmt, scale
+    )
 
 
 def abl_ci(report: str, component: str, split: str, k: int, column: str) -> list[Fig]:
@@ -114,13 +124,19 @@ def abl_ci(report: str, component: str, split: str, k: int, column: str) -> list
 
 def traj(step: int, split: str, k: int, predictor: str, column: str) -> Fig:
     """A cell of ``reports/V2-trajectory/trajectory.csv``."""
-    return Fig("reports/V2-trajectory/trajectory.csv",
-               (("step", step), ("split", split), ("k", k), ("predictor", predictor)), column)
+    return Fig(
+        "reports/V2-trajectory/trajectory.csv",
+        (("step", step), ("split", split), ("k", k), ("predictor", predictor)),
+        column,
+    )
 
 
 def _models_table_row(column: str, fmt: str = ".2f") -> list[Fig]:
-    return [summ(r, s, 8, "ratio_matching", column, fmt)
-            for r in ("d4-seq16", "d4-p7-seq16", "d2-seq16") for s in ("ood", "id")]
+    return [
+        summ(r, s, 8, "ratio_matching", column, fmt)
+        for r in ("d4-seq16", "d4-p7-seq16", "d2-seq16")
+        for s in ("ood", "id")
+    ]
 
 
 # Each quote lives in one page: README.md (the door) or a page of docs/. A quote is looked for in its own
@@ -142,227 +158,512 @@ def _in(doc: str, entries: list[tuple[str, list[Fig]]]) -> list[tuple[str, str, 
 
 FIGURES: list[tuple[str, str, list[Fig]]] = [
     # README: the headline findings table
-    *_in(README_MD, [
-        ("o.o.d. accuracy at k = 8: **{} [{}, {}]** on the authors' example sequence, {} [{}, {}] over 17 sequences",
-         interval("d4", "ood", 8) + interval("d4-seq16", "ood", 8)),
-        ("o.o.d. accuracy where Ratio Matching has no answer: {} at k = 1, {} at k = 8",
-         [summ("d4-seq16", "ood", k, "ratio_matching", "model_acc_out", ".2f") for k in (1, 8)]),
-        ("o.o.d. agreement with Ratio Matching {} → {} over steps 22,000–26,000; accuracy outside its coverage "
-         "{} → {} only over steps 30,000–32,000 (k = 8)",
-         [traj(22000, "ood", 8, "ratio_matching", "agreement"), traj(26000, "ood", 8, "ratio_matching", "agreement"),
-          traj(30000, "ood", 8, "ratio_matching", "model_acc_out"),
-          traj(32000, "ood", 8, "ratio_matching", "model_acc_out")]),
-        ("removing L2H3 changes o.o.d. Ratio Matching agreement by {} pp at k = 1; removing L2H1 or L2H2 changes the "
-         "accuracy outside its coverage by {} or {} pp at k = 8",
-         [abl("d4-ablate", "L2H3", "ood", 1, "delta_ratio_matching_agreement"),
-          abl("d4-ablate", "L2H1", "ood", 8, "delta_ratio_matching_model_acc_out"),
-          abl("d4-ablate", "L2H2", "ood", 8, "delta_ratio_matching_model_acc_out")]),
-        ("depth 2 against depth 4 at p = 7, {} against {}; at p = 11 the depth-2 runs X and Y reach {} and {}, "
-         "`d4.pt` {}",
-         [summ(r, "ood", 8, "model", "accuracy", ".2f")
-          for r in ("d2-seq16", "d4-p7-seq16", "X-d2-p11-seq16", "Y-d2-p11-seq16", "d4-seq16")]),
-        ("d4's same-ratio contrast at y is {} after layer 2, its same-answer contrast {} after layer 3; head "
-         "circularity {}, below its shuffled null {}",
-         [insp("d4", "similarity", "ratio_contrast", 2, -1, "y"), insp("d4", "similarity", "label_contrast", 3, -1, "y"),
-          insp("d4", "head_pca", "circularity", None, None, agg="mean"),
-          insp("d4", "head_pca", "circularity_null", None, None, agg="mean")]),
-        ("takes M's nine (a, a) from {} to {}; `d4.pt`'s from {} to {}",
-         [zs("M", "diagonal_added_before"), zs("M", "diagonal_added_after"),
-          zs("d4", "diagonal_added_before"), zs("d4", "diagonal_added_after")]),
-        ("0, 1, 2 wrong labels of 8: the model {}, {}, {}; Modular Regression's majority variant {}, {}, {}",
-         [Fig("reports/d4-noise1/noise_levels.csv", (("split", "ood"), ("n_wrong", n), ("predictor", pred)), "accuracy")
-          for pred in ("model", "modular_regression_majority") for n in range(3)]),
-    ]),
+    *_in(
+        README_MD,
+        [
+            (
+                "o.o.d. accuracy at k = 8: **{} [{}, {}]** on the authors' example sequence, {} [{}, {}] over 17 sequences",
+                interval("d4", "ood", 8) + interval("d4-seq16", "ood", 8),
+            ),
+            (
+                "o.o.d. accuracy where Ratio Matching has no answer: {} at k = 1, {} at k = 8",
+                [summ("d4-seq16", "ood", k, "ratio_matching", "model_acc_out", ".2f") for k in (1, 8)],
+            ),
+            (
+                "o.o.d. agreement with Ratio Matching {} → {} over steps 22,000–26,000; accuracy outside its coverage "
+                "{} → {} only over steps 30,000–32,000 (k = 8)",
+                [
+                    traj(22000, "ood", 8, "ratio_matching", "agreement"),
+                    traj(26000, "ood", 8, "ratio_matching", "agreement"),
+                    traj(30000, "ood", 8, "ratio_matching", "model_acc_out"),
+                    traj(32000, "ood", 8, "ratio_matching", "model_acc_out"),
+                ],
+            ),
+            (
+                "removing L2H3 changes o.o.d. Ratio Matching agreement by {} pp at k = 1; removing L2H1 or L2H2 changes the "
+                "accuracy outside its coverage by {} or {} pp at k = 8",
+                [
+                    abl("d4-ablate", "L2H3", "ood", 1, "delta_ratio_matching_agreement"),
+                    abl("d4-ablate", "L2H1", "ood", 8, "delta_ratio_matching_model_acc_out"),
+                    abl("d4-ablate", "L2H2", "ood", 8, "delta_ratio_matching_model_acc_out"),
+                ],
+            ),
+            (
+                "depth 2 against depth 4 at p = 7, {} against {}; at p = 11 the depth-2 runs X and Y reach {} and {}, "
+                "`d4.pt` {}",
+                [
+                    summ(r, "ood", 8, "model", "accuracy", ".2f")
+                    for r in ("d2-seq16", "d4-p7-seq16", "X-d2-p11-seq16", "Y-d2-p11-seq16", "d4-seq16")
+                ],
+            ),
+            (
+                "d4's same-ratio contrast at y is {} after layer 2, its same-answer contrast {} after layer 3; head "
+                "circularity {}, below its shuffled null {}",
+                [
+                    insp("d4", "similarity", "ratio_contrast", 2, -1, "y"),
+                    insp("d4", "similarity", "label_contrast", 3, -1, "y"),
+                    insp("d4", "head_pca", "circularity", None, None, agg="mean"),
+                    insp("d4", "head_pca", "circularity_null", None, None, agg="mean"),
+                ],
+            ),
+            (
+                "takes M's nine (a, a) from {} to {}; `d4.pt`'s from {} to {}",
+                [
+                    zs("M", "diagonal_added_before"),
+                    zs("M", "diagonal_added_after"),
+                    zs("d4", "diagonal_added_before"),
+                    zs("d4", "diagonal_added_after"),
+                ],
+            ),
+            (
+                "0, 1, 2 wrong labels of 8: the model {}, {}, {}; Modular Regression's majority variant {}, {}, {}",
+                [
+                    Fig(
+                        "reports/d4-noise1/noise_levels.csv",
+                        (("split", "ood"), ("n_wrong", n), ("predictor", pred)),
+                        "accuracy",
+                    )
+                    for pred in ("model", "modular_regression_majority")
+                    for n in range(3)
+                ],
+            ),
+        ],
+    ),
     # findings at CPU scale: where the bar stands
-    *_in(CPU, [
-        ("reaches **{} [{}, {}]** o.o.d. accuracy at k = 8", interval("d4", "ood", 8)),
-        ("`reports/d4/`) and **{} [{}, {}]**", interval("d4-seq16", "ood", 8)),
-        ("it gave 0.902 on the authors' sequence but\n{} [{}, {}] over 17", interval("M-seq16", "ood", 8)),
-        ("`d2.pt` (p = 7) reaches {} [{}, {}] o.o.d. at k = 8", interval("d2-seq16", "ood", 8)),
-        ("and `d4-p7.pt`\n{} [{}, {}]", interval("d4-p7-seq16", "ood", 8)),
-    ]),
+    *_in(
+        CPU,
+        [
+            ("reaches **{} [{}, {}]** o.o.d. accuracy at k = 8", interval("d4", "ood", 8)),
+            ("`reports/d4/`) and **{} [{}, {}]**", interval("d4-seq16", "ood", 8)),
+            ("it gave 0.902 on the authors' sequence but\n{} [{}, {}] over 17", interval("M-seq16", "ood", 8)),
+            ("`d2.pt` (p = 7) reaches {} [{}, {}] o.o.d. at k = 8", interval("d2-seq16", "ood", 8)),
+            ("and `d4-p7.pt`\n{} [{}, {}]", interval("d4-p7-seq16", "ood", 8)),
+        ],
+    ),
     # the --examples intervention, for V and for M
-    *_in(ZERO, [
-        ("from\n{} to {} (`reports/d4-examples/`)", [seq("d4-examples", "ood", 8, 0), seq("d4-examples", "ood", 8, 1)]),
-        ("from {} to {} (`reports/M-examples/`", [seq("M-examples", "ood", 8, 0), seq("M-examples", "ood", 8, 1)]),
-        # the zero-set intervention: M has the effect, the bundled d4 (V) does not
-        ("drops the nine (a, a)\nfrom {} to {} (all {} drop)",
-         [zs("M", "diagonal_added_before"), zs("M", "diagonal_added_after"),
-          zs("M", "diagonal_added_sequences_moved_as_predicted", ".0f")]),
-        ("lifts them from\n{} to {} (all {} rise)",
-         [zs("M", "diagonal_removed_before"), zs("M", "diagonal_removed_after"),
-          zs("M", "diagonal_removed_sequences_moved_as_predicted", ".0f")]),
-        ("added {} → {} ({} of 8 sequences drop) and removed\n{} → {} ({} of 9 rise)",
-         [zs("d4", "diagonal_added_before"), zs("d4", "diagonal_added_after"),
-          zs("d4", "diagonal_added_sequences_moved_as_predicted", ".0f"),
-          zs("d4", "diagonal_removed_before"), zs("d4", "diagonal_removed_after"),
-          zs("d4", "diagonal_removed_sequences_moved_as_predicted", ".0f")]),
-        *[(f"| {label} | {{}} / {{}} | {{}} / {{}} |",
-           [zs(run, "other_ood_own_zero_set_with"), zs(run, "other_ood_own_zero_set_without"),
-            zs(run, "diagonal_own_zero_set_with"), zs(run, "diagonal_own_zero_set_without")])
-          for run, label in [("Q", "Q at step 37,000 (60k schedule, still rising)"),
-                             ("U", "U at step 12,500 (task seed 3, 40k schedule, still rising)"),
-                             ("R", "R at step 29,000 (memorizing inputs)"),
-                             ("M", "M final (`d4.pt` before V)")]],
-        ("| **d4** (V final, model seed 2) | **{} / {}** | **{} / {}** |",
-         [zs("d4", "other_ood_own_zero_set_with"), zs("d4", "other_ood_own_zero_set_without"),
-          zs("d4", "diagonal_own_zero_set_with"), zs("d4", "diagonal_own_zero_set_without")]),
-    ]),
+    *_in(
+        ZERO,
+        [
+            (
+                "from\n{} to {} (`reports/d4-examples/`)",
+                [seq("d4-examples", "ood", 8, 0), seq("d4-examples", "ood", 8, 1)],
+            ),
+            ("from {} to {} (`reports/M-examples/`", [seq("M-examples", "ood", 8, 0), seq("M-examples", "ood", 8, 1)]),
+            # the zero-set intervention: M has the effect, the bundled d4 (V) does not
+            (
+                "drops the nine (a, a)\nfrom {} to {} (all {} drop)",
+                [
+                    zs("M", "diagonal_added_before"),
+                    zs("M", "diagonal_added_after"),
+                    zs("M", "diagonal_added_sequences_moved_as_predicted", ".0f"),
+                ],
+            ),
+            (
+                "lifts them from\n{} to {} (all {} rise)",
+                [
+                    zs("M", "diagonal_removed_before"),
+                    zs("M", "diagonal_removed_after"),
+                    zs("M", "diagonal_removed_sequences_moved_as_predicted", ".0f"),
+                ],
+            ),
+            (
+                "added {} → {} ({} of 8 sequences drop) and removed\n{} → {} ({} of 9 rise)",
+                [
+                    zs("d4", "diagonal_added_before"),
+                    zs("d4", "diagonal_added_after"),
+                    zs("d4", "diagonal_added_sequences_moved_as_predicted", ".0f"),
+                    zs("d4", "diagonal_removed_before"),
+                    zs("d4", "diagonal_removed_after"),
+                    zs("d4", "diagonal_removed_sequences_moved_as_predicted", ".0f"),
+                ],
+            ),
+            *[
+                (
+                    f"| {label} | {{}} / {{}} | {{}} / {{}} |",
+                    [
+                        zs(run, "other_ood_own_zero_set_with"),
+                        zs(run, "other_ood_own_zero_set_without"),
+                        zs(run, "diagonal_own_zero_set_with"),
+                        zs(run, "diagonal_own_zero_set_without"),
+                    ],
+                )
+                for run, label in [
+                    ("Q", "Q at step 37,000 (60k schedule, still rising)"),
+                    ("U", "U at step 12,500 (task seed 3, 40k schedule, still rising)"),
+                    ("R", "R at step 29,000 (memorizing inputs)"),
+                    ("M", "M final (`d4.pt` before V)"),
+                ]
+            ],
+            (
+                "| **d4** (V final, model seed 2) | **{} / {}** | **{} / {}** |",
+                [
+                    zs("d4", "other_ood_own_zero_set_with"),
+                    zs("d4", "other_ood_own_zero_set_without"),
+                    zs("d4", "diagonal_own_zero_set_with"),
+                    zs("d4", "diagonal_own_zero_set_without"),
+                ],
+            ),
+        ],
+    ),
     # what the models do: the table of the three 17-sequence reports
-    *_in(CPU, [
-        ("| model accuracy, k = 4 / k = 8 | {} / **{}** | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |",
-         [summ(r, s, k, "model", "accuracy") for r in ("d4-seq16", "d4-p7-seq16", "d2-seq16") for s in ("ood", "id")
-          for k in (4, 8)]),
-        ("| Ratio Matching's coverage | {} | {} | {} | {} | {} | {} |", _models_table_row("coverage")),
-        ("| share of model answers Ratio Matching explains | {} | {} | {} | {} | {} | {} |",
-         _models_table_row("explains")),
-        ("o.o.d. accuracy rises with k:\n  {}, {}, {}, {}, {}, {}, {}, {} for k = 1..8",
-         [summ("d4-seq16", "ood", k, "ratio_matching", "model_acc_out", ".2f") for k in range(1, 9)]),
-        # p = 29 out of reach: the training-step benchmark
-        ("64 sequences takes {} s (`benchmarks/train_step.py`)", [bench("train_step", "step_seconds_median_cpu", fmt=".2f")]),
-        ("would take about {} days at that size",
-         [bench("train_step", "step_seconds_median_cpu", fmt=".0f", scale=24 * 200_000 / 86_400)]),
-    ]),
+    *_in(
+        CPU,
+        [
+            (
+                "| model accuracy, k = 4 / k = 8 | {} / **{}** | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |",
+                [
+                    summ(r, s, k, "model", "accuracy")
+                    for r in ("d4-seq16", "d4-p7-seq16", "d2-seq16")
+                    for s in ("ood", "id")
+                    for k in (4, 8)
+                ],
+            ),
+            ("| Ratio Matching's coverage | {} | {} | {} | {} | {} | {} |", _models_table_row("coverage")),
+            (
+                "| share of model answers Ratio Matching explains | {} | {} | {} | {} | {} | {} |",
+                _models_table_row("explains"),
+            ),
+            (
+                "o.o.d. accuracy rises with k:\n  {}, {}, {}, {}, {}, {}, {}, {} for k = 1..8",
+                [summ("d4-seq16", "ood", k, "ratio_matching", "model_acc_out", ".2f") for k in range(1, 9)],
+            ),
+            # p = 29 out of reach: the training-step benchmark
+            (
+                "64 sequences takes {} s (`benchmarks/train_step.py`)",
+                [bench("train_step", "step_seconds_median_cpu", fmt=".2f")],
+            ),
+            (
+                "would take about {} days at that size",
+                [bench("train_step", "step_seconds_median_cpu", fmt=".0f", scale=24 * 200_000 / 86_400)],
+            ),
+        ],
+    ),
     # label noise: accuracy at k = 8 against the number of wrong labels
-    *_in(NOISE, [
-        (f"{label} {{}}, {{}}, {{}}, {{}}, {{}}", [Fig("reports/d4-noise1/noise_levels.csv",
-         (("split", "ood"), ("n_wrong", n), ("predictor", pred)), "accuracy") for n in range(5)])
-        for label, pred in [("the model", "model"),
-                            ("Modular Regression's majority variant", "modular_regression_majority"),
-                            ("plain Modular Regression", "modular_regression"), ("Ratio Matching", "ratio_matching"),
-                            ("and its majority variant\n", "ratio_matching_majority")]
-    ]),
+    *_in(
+        NOISE,
+        [
+            (
+                f"{label} {{}}, {{}}, {{}}, {{}}, {{}}",
+                [
+                    Fig(
+                        "reports/d4-noise1/noise_levels.csv",
+                        (("split", "ood"), ("n_wrong", n), ("predictor", pred)),
+                        "accuracy",
+                    )
+                    for n in range(5)
+                ],
+            )
+            for label, pred in [
+                ("the model", "model"),
+                ("Modular Regression's majority variant", "modular_regression_majority"),
+                ("plain Modular Regression", "modular_regression"),
+                ("Ratio Matching", "ratio_matching"),
+                ("and its majority variant\n", "ratio_matching_majority"),
+            ]
+        ],
+    ),
     # compare inspect: the kaleidoscope, circles and planes
-    *_in(INSPECT, [
-        ("is {} after layer 0, {} after layer 1\nand {} after layer 2, then {} after layer 3, whose same-answer "
-         "contrast jumps from\n{} to {}",
-         [insp("d4", "similarity", "ratio_contrast", layer, -1, "y") for layer in range(4)]
-         + [insp("d4", "similarity", "label_contrast", layer, -1, "y") for layer in (2, 3)]),
-        ("in both its layers ({}, {}) and never by the\nanswer ({} after its last layer)",
-         [insp("d2", "similarity", "ratio_contrast", 0, -1, "y"), insp("d2", "similarity", "ratio_contrast", 1, -1, "y"),
-          insp("d2", "similarity", "label_contrast", 1, -1, "y")]),
-        ("forms\nratios more slowly ({}, {}, {} after layers 1–3) and the answer only partly\n({})",
-         [insp("d4-p7", "similarity", "ratio_contrast", layer, -1, "y") for layer in (1, 2, 3)]
-         + [insp("d4-p7", "similarity", "label_contrast", 3, -1, "y")]),
-        ("d4's circularity averages {} over its\n16 heads (max {}), below its shuffled-label null {}",
-         [insp("d4", "head_pca", "circularity", None, None, agg="mean"),
-          insp("d4", "head_pca", "circularity", None, None, agg="max"),
-          insp("d4", "head_pca", "circularity_null", None, None, agg="mean")]),
-        ("d4's parity explains {} of its embedding's top-3 variance, less than a\nrandom split of the residues ({})",
-         [insp("d4", "embedding", "parity_r2"), insp("d4", "embedding", "parity_r2_null")]),
-        ("the whole command takes {} s with a peak of {} MB",
-         [bench("inspect_p29", "total_seconds", fmt=".1f"), bench("inspect_p29", "peak_rss_mb", fmt=",")]),
-    ]),
+    *_in(
+        INSPECT,
+        [
+            (
+                "is {} after layer 0, {} after layer 1\nand {} after layer 2, then {} after layer 3, whose same-answer "
+                "contrast jumps from\n{} to {}",
+                [insp("d4", "similarity", "ratio_contrast", layer, -1, "y") for layer in range(4)]
+                + [insp("d4", "similarity", "label_contrast", layer, -1, "y") for layer in (2, 3)],
+            ),
+            (
+                "in both its layers ({}, {}) and never by the\nanswer ({} after its last layer)",
+                [
+                    insp("d2", "similarity", "ratio_contrast", 0, -1, "y"),
+                    insp("d2", "similarity", "ratio_contrast", 1, -1, "y"),
+                    insp("d2", "similarity", "label_contrast", 1, -1, "y"),
+                ],
+            ),
+            (
+                "forms\nratios more slowly ({}, {}, {} after layers 1–3) and the answer only partly\n({})",
+                [insp("d4-p7", "similarity", "ratio_contrast", layer, -1, "y") for layer in (1, 2, 3)]
+                + [insp("d4-p7", "similarity", "label_contrast", 3, -1, "y")],
+            ),
+            (
+                "d4's circularity averages {} over its\n16 heads (max {}), below its shuffled-label null {}",
+                [
+                    insp("d4", "head_pca", "circularity", None, None, agg="mean"),
+                    insp("d4", "head_pca", "circularity", None, None, agg="max"),
+                    insp("d4", "head_pca", "circularity_null", None, None, agg="mean"),
+                ],
+            ),
+            (
+                "d4's parity explains {} of its embedding's top-3 variance, less than a\nrandom split of the residues ({})",
+                [insp("d4", "embedding", "parity_r2"), insp("d4", "embedding", "parity_r2_null")],
+            ),
+            (
+                "the whole command takes {} s with a peak of {} MB",
+                [bench("inspect_p29", "total_seconds", fmt=".1f"), bench("inspect_p29", "peak_rss_mb", fmt=",")],
+            ),
+        ],
+    ),
     # compare ablate on d4: zero (reports/d4-ablate/) and mean (reports/d4-ablate-mean/) ablation
-    *_in(ABLATE, [
-        ("agrees with Ratio Matching on {} of its answers o.o.d. at k = 8 and is right on {} of the cells outside "
-         "its coverage",
-         [abl("d4-ablate", "none", "ood", 8, "ratio_matching_agreement", "%1", 1.0),
-          abl("d4-ablate", "none", "ood", 8, "ratio_matching_model_acc_out", "%1", 1.0)]),
-        ("from {} to between {} (L0H3) and {} (L0H0)",
-         [abl("d4-ablate", "none", "ood", 8, "model_accuracy", "%1", 1.0),
-          abl("d4-ablate", "L0H3", "ood", 8, "model_accuracy", "%1", 1.0),
-          abl("d4-ablate", "L0H0", "ood", 8, "model_accuracy", "%1", 1.0)]),
-        ("changes o.o.d. Ratio Matching agreement by {} [{}, {}] pp at k = 1",
-         abl_ci("d4-ablate", "L2H3", "ood", 1, "delta_ratio_matching_agreement")),
-        ("and by {} at k = 8; removing L2H0, by {} [{}, {}] at k = 2 and {} at k = 8",
-         [abl("d4-ablate", "L2H3", "ood", 8, "delta_ratio_matching_agreement"),
-          *abl_ci("d4-ablate", "L2H0", "ood", 2, "delta_ratio_matching_agreement"),
-          abl("d4-ablate", "L2H0", "ood", 8, "delta_ratio_matching_agreement")]),
-        ("Mean ablation agrees ({} for L2H3, {} for L2H0 at k = 8)",
-         [abl("d4-ablate-mean", "L2H3", "ood", 8, "delta_ratio_matching_agreement"),
-          abl("d4-ablate-mean", "L2H0", "ood", 8, "delta_ratio_matching_agreement")]),
-        ("(o.o.d. {} [{}, {}] and {} [{}, {}] pp)",
-         [*abl_ci("d4-ablate", "L2H1", "ood", 8, "delta_ratio_matching_agreement"),
-          *abl_ci("d4-ablate", "L2H2", "ood", 8, "delta_ratio_matching_agreement")]),
-        ("outside Ratio Matching's coverage by {} [{}, {}] and {} [{}, {}] pp (mean ablation: {} and {})",
-         [*abl_ci("d4-ablate", "L2H1", "ood", 8, "delta_ratio_matching_model_acc_out"),
-          *abl_ci("d4-ablate", "L2H2", "ood", 8, "delta_ratio_matching_model_acc_out"),
-          abl("d4-ablate-mean", "L2H1", "ood", 8, "delta_ratio_matching_model_acc_out"),
-          abl("d4-ablate-mean", "L2H2", "ood", 8, "delta_ratio_matching_model_acc_out")]),
-        ("and the overall accuracy by {} and {} pp",
-         [abl("d4-ablate", "L2H1", "ood", 8, "delta_model_accuracy"),
-          abl("d4-ablate", "L2H2", "ood", 8, "delta_model_accuracy")]),
-        ("(Ratio Matching agreement {} [{}, {}] pp o.o.d. at k = 8, accuracy {} pp)",
-         [*abl_ci("d4-ablate", "L1H2", "ood", 8, "delta_ratio_matching_agreement"),
-          abl("d4-ablate", "L1H2", "ood", 8, "delta_model_accuracy")]),
-        ("but mean-ablating it costs {} pp accuracy and {} pp Ratio Matching agreement",
-         [abl("d4-ablate-mean", "L1H2", "ood", 8, "delta_model_accuracy"),
-          abl("d4-ablate-mean", "L1H2", "ood", 8, "delta_ratio_matching_agreement")]),
-        ("takes {} s wall with a peak of {} MB\n(`python benchmarks/ablate_d4.py`: {} s a comparison",
-         [bench("ablate_d4", "total_seconds"), bench("ablate_d4", "peak_rss_mb", fmt=","),
-          bench("ablate_d4", "seconds_per_comparison", fmt=".3f")]),
-    ]),
+    *_in(
+        ABLATE,
+        [
+            (
+                "agrees with Ratio Matching on {} of its answers o.o.d. at k = 8 and is right on {} of the cells outside "
+                "its coverage",
+                [
+                    abl("d4-ablate", "none", "ood", 8, "ratio_matching_agreement", "%1", 1.0),
+                    abl("d4-ablate", "none", "ood", 8, "ratio_matching_model_acc_out", "%1", 1.0),
+                ],
+            ),
+            (
+                "from {} to between {} (L0H3) and {} (L0H0)",
+                [
+                    abl("d4-ablate", "none", "ood", 8, "model_accuracy", "%1", 1.0),
+                    abl("d4-ablate", "L0H3", "ood", 8, "model_accuracy", "%1", 1.0),
+                    abl("d4-ablate", "L0H0", "ood", 8, "model_accuracy", "%1", 1.0),
+                ],
+            ),
+            (
+                "changes o.o.d. Ratio Matching agreement by {} [{}, {}] pp at k = 1",
+                abl_ci("d4-ablate", "L2H3", "ood", 1, "delta_ratio_matching_agreement"),
+            ),
+            (
+                "and by {} at k = 8; removing L2H0, by {} [{}, {}] at k = 2 and {} at k = 8",
+                [
+                    abl("d4-ablate", "L2H3", "ood", 8, "delta_ratio_matching_agreement"),
+                    *abl_ci("d4-ablate", "L2H0", "ood", 2, "delta_ratio_matching_agreement"),
+                    abl("d4-ablate", "L2H0", "ood", 8, "delta_ratio_matching_agreement"),
+                ],
+            ),
+            (
+                "Mean ablation agrees ({} for L2H3, {} for L2H0 at k = 8)",
+                [
+                    abl("d4-ablate-mean", "L2H3", "ood", 8, "delta_ratio_matching_agreement"),
+                    abl("d4-ablate-mean", "L2H0", "ood", 8, "delta_ratio_matching_agreement"),
+                ],
+            ),
+            (
+                "(o.o.d. {} [{}, {}] and {} [{}, {}] pp)",
+                [
+                    *abl_ci("d4-ablate", "L2H1", "ood", 8, "delta_ratio_matching_agreement"),
+                    *abl_ci("d4-ablate", "L2H2", "ood", 8, "delta_ratio_matching_agreement"),
+                ],
+            ),
+            (
+                "outside Ratio Matching's coverage by {} [{}, {}] and {} [{}, {}] pp (mean ablation: {} and {})",
+                [
+                    *abl_ci("d4-ablate", "L2H1", "ood", 8, "delta_ratio_matching_model_acc_out"),
+                    *abl_ci("d4-ablate", "L2H2", "ood", 8, "delta_ratio_matching_model_acc_out"),
+                    abl("d4-ablate-mean", "L2H1", "ood", 8, "delta_ratio_matching_model_acc_out"),
+                    abl("d4-ablate-mean", "L2H2", "ood", 8, "delta_ratio_matching_model_acc_out"),
+                ],
+            ),
+            (
+                "and the overall accuracy by {} and {} pp",
+                [
+                    abl("d4-ablate", "L2H1", "ood", 8, "delta_model_accuracy"),
+                    abl("d4-ablate", "L2H2", "ood", 8, "delta_model_accuracy"),
+                ],
+            ),
+            (
+                "(Ratio Matching agreement {} [{}, {}] pp o.o.d. at k = 8, accuracy {} pp)",
+                [
+                    *abl_ci("d4-ablate", "L1H2", "ood", 8, "delta_ratio_matching_agreement"),
+                    abl("d4-ablate", "L1H2", "ood", 8, "delta_model_accuracy"),
+                ],
+            ),
+            (
+                "but mean-ablating it costs {} pp accuracy and {} pp Ratio Matching agreement",
+                [
+                    abl("d4-ablate-mean", "L1H2", "ood", 8, "delta_model_accuracy"),
+                    abl("d4-ablate-mean", "L1H2", "ood", 8, "delta_ratio_matching_agreement"),
+                ],
+            ),
+            (
+                "takes {} s wall with a peak of {} MB\n(`python benchmarks/ablate_d4.py`: {} s a comparison",
+                [
+                    bench("ablate_d4", "total_seconds"),
+                    bench("ablate_d4", "peak_rss_mb", fmt=","),
+                    bench("ablate_d4", "seconds_per_comparison", fmt=".3f"),
+                ],
+            ),
+        ],
+    ),
     # the depth-2 runs at p = 11 (issue 17): their committed metrics.jsonl, last line
-    *_in(DEPTH, [
-        ("its row and curves in `reports/training-p11-d2/`) ran its {} steps ({} minutes on one",
-         [last_metric("X_p11_d2_w128", "step", fmt=","),
-          last_metric("X_p11_d2_w128", "wall_clock_seconds", fmt=".0f", scale=1 / 60)]),
-        ("train loss {} (chance ln 11 = 2.398), last-shot\naccuracy {} i.d.-train and {} i.d.-test, and o.o.d.-test {}",
-         [last_metric("X_p11_d2_w128", "train_loss", fmt=".3f"), last_metric("X_p11_d2_w128", "id_train", "acc_last"),
-          last_metric("X_p11_d2_w128", "id_test", "acc_last"), last_metric("X_p11_d2_w128", "ood_test", "acc_last")]),
-        ("`checkpoints/runs/Y_p11_d2_n32/`) ran its {} steps in\n{} minutes",
-         [last_metric("Y_p11_d2_n32", "step", fmt=","),
-          last_metric("Y_p11_d2_n32", "wall_clock_seconds", fmt=".0f", scale=1 / 60)]),
-        ("at the end train loss {}, last-shot accuracy {} i.d.-train, {} i.d.-test and\n{} o.o.d.-test",
-         [last_metric("Y_p11_d2_n32", "train_loss", fmt=".3f"), last_metric("Y_p11_d2_n32", "id_train", "acc_last"),
-          last_metric("Y_p11_d2_n32", "id_test", "acc_last"), last_metric("Y_p11_d2_n32", "ood_test", "acc_last")]),
-        ("(o.o.d. at k = 8 over\n17 sequences {}, against 0.5 asked)",
-         [summ("Y-d2-p11-seq16", "ood", 8, "model", "accuracy", ".2f")]),
-        ("Y's best o.o.d.-test accuracy came at step {} of 40,000",
-         [Fig("reports/training-p11-d2/runs.csv", (("run", "Y_p11_d2_n32"),), "best_ood_test_step", ",")]),
-    ]),
+    *_in(
+        DEPTH,
+        [
+            (
+                "its row and curves in `reports/training-p11-d2/`) ran its {} steps ({} minutes on one",
+                [
+                    last_metric("X_p11_d2_w128", "step", fmt=","),
+                    last_metric("X_p11_d2_w128", "wall_clock_seconds", fmt=".0f", scale=1 / 60),
+                ],
+            ),
+            (
+                "train loss {} (chance ln 11 = 2.398), last-shot\naccuracy {} i.d.-train and {} i.d.-test, and o.o.d.-test {}",
+                [
+                    last_metric("X_p11_d2_w128", "train_loss", fmt=".3f"),
+                    last_metric("X_p11_d2_w128", "id_train", "acc_last"),
+                    last_metric("X_p11_d2_w128", "id_test", "acc_last"),
+                    last_metric("X_p11_d2_w128", "ood_test", "acc_last"),
+                ],
+            ),
+            (
+                "`checkpoints/runs/Y_p11_d2_n32/`) ran its {} steps in\n{} minutes",
+                [
+                    last_metric("Y_p11_d2_n32", "step", fmt=","),
+                    last_metric("Y_p11_d2_n32", "wall_clock_seconds", fmt=".0f", scale=1 / 60),
+                ],
+            ),
+            (
+                "at the end train loss {}, last-shot accuracy {} i.d.-train, {} i.d.-test and\n{} o.o.d.-test",
+                [
+                    last_metric("Y_p11_d2_n32", "train_loss", fmt=".3f"),
+                    last_metric("Y_p11_d2_n32", "id_train", "acc_last"),
+                    last_metric("Y_p11_d2_n32", "id_test", "acc_last"),
+                    last_metric("Y_p11_d2_n32", "ood_test", "acc_last"),
+                ],
+            ),
+            (
+                "(o.o.d. at k = 8 over\n17 sequences {}, against 0.5 asked)",
+                [summ("Y-d2-p11-seq16", "ood", 8, "model", "accuracy", ".2f")],
+            ),
+            (
+                "Y's best o.o.d.-test accuracy came at step {} of 40,000",
+                [Fig("reports/training-p11-d2/runs.csv", (("run", "Y_p11_d2_n32"),), "best_ood_test_step", ",")],
+            ),
+        ],
+    ),
     # the retrained d4 (V2) over training: reports/V2-trajectory
-    *_in(DYN, [
-        ("(Ratio Matching answers {} of these cells", [Fig("reports/V2-trajectory/trajectory.csv", (
-            ("step", 40000), ("split", "ood"), ("k", 8), ("predictor", "ratio_matching")), "coverage", "%1")]),
-        *[(f"| {step:,} | {{}} | {{}} | {{}} |", [traj(step, "ood", 8, "model", "accuracy"),
-                                              traj(step, "ood", 8, "ratio_matching", "agreement"),
-                                              traj(step, "ood", 8, "ratio_matching", "model_acc_out")])
-          for step in (22000, 23000, 24000, 26000, 30000, 32000, 36000, 40000)],
-        ("Ratio Matching rises from {} to {} while its accuracy where Ratio Matching has no answer\nstays at chance "
-         "({} at step 26,000)",
-         [traj(22000, "ood", 8, "ratio_matching", "agreement"), traj(26000, "ood", 8, "ratio_matching", "agreement"),
-          traj(26000, "ood", 8, "ratio_matching", "model_acc_out")]),
-        ("stays between {} (step 26,000) and {} (step\n30,000)",
-         [traj(26000, "ood", 8, "model", "accuracy"), traj(30000, "ood", 8, "model", "accuracy")]),
-        ("from {} to {}, reaching {} at step 40,000",
-         [traj(s, "ood", 8, "ratio_matching", "model_acc_out") for s in (30000, 32000, 40000)]),
-        ("Agreement with Ratio Matching reaches 0.5 by\nstep {} for every k and both splits",
-         [Fig("reports/V2-trajectory/crossings.csv", (("predictor", "ratio_matching"), ("metric", "agreement"),
-                                                      ("threshold", 0.5)), "step", ",", agg="max")]),
-        ("o.o.d. accuracy at\nk = 8 reaches 0.5 at step {}",
-         [Fig("reports/V2-trajectory/crossings.csv", (("split", "ood"), ("k", 8), ("predictor", "model"),
-                                                      ("threshold", 0.5)), "step", ",")]),
-        ("coverage goes from {} to {} between steps 30,000 and 32,000",
-         [traj(s, "id", 8, "ratio_matching", "model_acc_out") for s in (30000, 32000)]),
-        ("dips by about a point twice ({} → {} at step\n28,000, {} → {} at step 40,000)",
-         [traj(s, "ood", 8, "model", "accuracy") for s in (27000, 28000, 38000, 40000)]),
-    ]),
+    *_in(
+        DYN,
+        [
+            (
+                "(Ratio Matching answers {} of these cells",
+                [
+                    Fig(
+                        "reports/V2-trajectory/trajectory.csv",
+                        (("step", 40000), ("split", "ood"), ("k", 8), ("predictor", "ratio_matching")),
+                        "coverage",
+                        "%1",
+                    )
+                ],
+            ),
+            *[
+                (
+                    f"| {step:,} | {{}} | {{}} | {{}} |",
+                    [
+                        traj(step, "ood", 8, "model", "accuracy"),
+                        traj(step, "ood", 8, "ratio_matching", "agreement"),
+                        traj(step, "ood", 8, "ratio_matching", "model_acc_out"),
+                    ],
+                )
+                for step in (22000, 23000, 24000, 26000, 30000, 32000, 36000, 40000)
+            ],
+            (
+                "Ratio Matching rises from {} to {} while its accuracy where Ratio Matching has no answer\nstays at chance "
+                "({} at step 26,000)",
+                [
+                    traj(22000, "ood", 8, "ratio_matching", "agreement"),
+                    traj(26000, "ood", 8, "ratio_matching", "agreement"),
+                    traj(26000, "ood", 8, "ratio_matching", "model_acc_out"),
+                ],
+            ),
+            (
+                "stays between {} (step 26,000) and {} (step\n30,000)",
+                [traj(26000, "ood", 8, "model", "accuracy"), traj(30000, "ood", 8, "model", "accuracy")],
+            ),
+            (
+                "from {} to {}, reaching {} at step 40,000",
+                [traj(s, "ood", 8, "ratio_matching", "model_acc_out") for s in (30000, 32000, 40000)],
+            ),
+            (
+                "Agreement with Ratio Matching reaches 0.5 by\nstep {} for every k and both splits",
+                [
+                    Fig(
+                        "reports/V2-trajectory/crossings.csv",
+                        (("predictor", "ratio_matching"), ("metric", "agreement"), ("threshold", 0.5)),
+                        "step",
+                        ",",
+                        agg="max",
+                    )
+                ],
+            ),
+            (
+                "o.o.d. accuracy at\nk = 8 reaches 0.5 at step {}",
+                [
+                    Fig(
+                        "reports/V2-trajectory/crossings.csv",
+                        (("split", "ood"), ("k", 8), ("predictor", "model"), ("threshold", 0.5)),
+                        "step",
+                        ",",
+                    )
+                ],
+            ),
+            (
+                "coverage goes from {} to {} between steps 30,000 and 32,000",
+                [traj(s, "id", 8, "ratio_matching", "model_acc_out") for s in (30000, 32000)],
+            ),
+            (
+                "dips by about a point twice ({} → {} at step\n28,000, {} → {} at step 40,000)",
+                [traj(s, "ood", 8, "model", "accuracy") for s in (27000, 28000, 38000, 40000)],
+            ),
+        ],
+    ),
     # benchmarks (benchmarks/results/*.json, rebuilt with --save)
-    *_in(BENCH, [
-        ("`full_grid_seconds` **{}**", [bench("solvers", "full_grid_seconds", fmt=".2f")]),
-        ("`speedup_vs_sympy` **{}×**", [bench("solvers", "speedup_vs_sympy", fmt=",")]),
-        ("`prefix_reuse_speedup` **{}×**", [bench("grid_inference", "prefix_reuse_speedup", fmt=".1f")]),
-        ("{} s per step", [bench("train_step", "step_seconds_median_cpu", fmt=".2f")]),
-        ("`mfu` **{}**", [bench("train_step", "mfu", fmt=".2f")]),
-        ("measured fp32 peak of {} GFLOP/s", [bench("train_step", "machine", "fp32_peak_gflops_one_thread", fmt=".0f")]),
-        ("`total_seconds` **{}**, `peak_rss_mb` **{}**",
-         [bench("inspect_p29", "total_seconds", fmt=".2f"), bench("inspect_p29", "peak_rss_mb", fmt=",")]),
-        ("`total_seconds` **{}** ({} s a comparison), `peak_rss_mb` **{}**",
-         [bench("ablate_d4", "total_seconds"), bench("ablate_d4", "seconds_per_comparison", fmt=".3f"),
-          bench("ablate_d4", "peak_rss_mb", fmt=",")]),
-        ("`total_seconds` **{}**", [bench("compare_run", "total_seconds", fmt=".2f")]),
-        ("median of 3 **{} s** against {} s for 47410f7: ratio **{}**",
-         [bench("compare_run", "median_seconds"), bench("compare_run", "baseline_median_seconds"),
-          bench("compare_run", "ratio_vs_baseline", fmt=".3f")]),
-        ("(`cells_per_s` **{}**, {} prefixes/s), `peak_rss_mb_841` **{}** against `peak_rss_mb_1` **{}**: ratio **{}**",
-         [bench("compare_scale", "cells_per_s", fmt=","), bench("compare_scale", "prefixes_per_s", fmt=".1f"),
-          bench("compare_scale", "peak_rss_mb_841", fmt=","), bench("compare_scale", "peak_rss_mb_1", fmt=","),
-          bench("compare_scale", "peak_rss_ratio")]),
-        ("`report_seconds_841` **{}**, peak {} MB", [bench("compare_scale", "report_seconds_841"),
-                                                   bench("compare_scale", "report_peak_rss_mb_841", fmt=",")]),
-    ]),
+    *_in(
+        BENCH,
+        [
+            ("`full_grid_seconds` **{}**", [bench("solvers", "full_grid_seconds", fmt=".2f")]),
+            ("`speedup_vs_sympy` **{}×**", [bench("solvers", "speedup_vs_sympy", fmt=",")]),
+            ("`prefix_reuse_speedup` **{}×**", [bench("grid_inference", "prefix_reuse_speedup", fmt=".1f")]),
+            ("{} s per step", [bench("train_step", "step_seconds_median_cpu", fmt=".2f")]),
+            ("`mfu` **{}**", [bench("train_step", "mfu", fmt=".2f")]),
+            (
+                "measured fp32 peak of {} GFLOP/s",
+                [bench("train_step", "machine", "fp32_peak_gflops_one_thread", fmt=".0f")],
+            ),
+            (
+                "`total_seconds` **{}**, `peak_rss_mb` **{}**",
+                [bench("inspect_p29", "total_seconds", fmt=".2f"), bench("inspect_p29", "peak_rss_mb", fmt=",")],
+            ),
+            (
+                "`total_seconds` **{}** ({} s a comparison), `peak_rss_mb` **{}**",
+                [
+                    bench("ablate_d4", "total_seconds"),
+                    bench("ablate_d4", "seconds_per_comparison", fmt=".3f"),
+                    bench("ablate_d4", "peak_rss_mb", fmt=","),
+                ],
+            ),
+            ("`total_seconds` **{}**", [bench("compare_run", "total_seconds", fmt=".2f")]),
+            (
+                "median of 3 **{} s** against {} s for 47410f7: ratio **{}**",
+                [
+                    bench("compare_run", "median_seconds"),
+                    bench("compare_run", "baseline_median_seconds"),
+                    bench("compare_run", "ratio_vs_baseline", fmt=".3f"),
+                ],
+            ),
+            (
+                "(`cells_per_s` **{}**, {} prefixes/s), `peak_rss_mb_841` **{}** against `peak_rss_mb_1` **{}**: ratio **{}**",
+                [
+                    bench("compare_scale", "cells_per_s", fmt=","),
+                    bench("compare_scale", "prefixes_per_s", fmt=".1f"),
+                    bench("compare_scale", "peak_rss_mb_841", fmt=","),
+                    bench("compare_scale", "peak_rss_mb_1", fmt=","),
+                    bench("compare_scale", "peak_rss_ratio"),
+                ],
+            ),
+            (
+                "`report_seconds_841` **{}**, peak {} MB",
+                [
+                    bench("compare_scale", "report_seconds_841"),
+                    bench("compare_scale", "report_peak_rss_mb_841", fmt=","),
+                ],
+            ),
+        ],
+    ),
 ]
 
 
@@ -427,14 +728,18 @@ def _depth2_run_row(runs_csv: str, run: str) -> str:
     """A row of the table of depth-2 runs at p = 11, built from a committed `compare runs` table."""
     r = _csv(runs_csv).set_index("run").loc[run]
     steps = f"{int(r.step):,}" + ("" if r.finished else f" of {int(r.steps_planned):,}")
-    return (f"| {run} | {int(r.d_model)} | {int(r.n_examples)} | {int(r.batch)} | {steps} | {r.wall_clock_min:.0f} | "
-            f"{r.id_train_last:.2f} | {r.id_test_last:.2f} | {r.ood_test_last:.2f} | "
-            f"{r.best_ood_test_acc:.2f} ({int(r.best_ood_test_step):,}) |")
+    return (
+        f"| {run} | {int(r.d_model)} | {int(r.n_examples)} | {int(r.batch)} | {steps} | {r.wall_clock_min:.0f} | "
+        f"{r.id_train_last:.2f} | {r.id_test_last:.2f} | {r.ood_test_last:.2f} | "
+        f"{r.best_ood_test_acc:.2f} ({int(r.best_ood_test_step):,}) |"
+    )
 
 
-DEPTH2_RUNS_P11 = [("reports/training/runs.csv", "P_p11_d2_t100"),
-                   ("reports/training-p11-d2/runs.csv", "X_p11_d2_w128"),
-                   ("reports/training-p11-d2/runs.csv", "Y_p11_d2_n32")]
+DEPTH2_RUNS_P11 = [
+    ("reports/training/runs.csv", "P_p11_d2_t100"),
+    ("reports/training-p11-d2/runs.csv", "X_p11_d2_w128"),
+    ("reports/training-p11-d2/runs.csv", "Y_p11_d2_n32"),
+]
 
 
 @pytest.mark.parametrize("runs_csv, run", DEPTH2_RUNS_P11)

@@ -7,6 +7,7 @@ the plain model and every ablation run through the same loop and summaries as
 :func:`compare.compare_checkpoint`, and :func:`compare.engine.ablation_table.ablation_rows`
 turns each into rows of one table with paired bootstrap changes against the plain model.
 """
+
 from __future__ import annotations
 
 import time
@@ -110,12 +111,21 @@ def ablate(
             raise UsageError(f"--grid-task: give one task 'a,b', got {grid_task!r}")
         wanted = (int(pairs[0][0]), int(pairs[0][1]))
     batch = parse_batch_size(batch_size)
-    inputs = comparison_inputs(ckpt, k, tasks=tasks, sequences=sequences, examples=examples,
-                               authors_sequence=authors_sequence, seed=seed, solver_names=solvers, n_boot=n_boot)
+    inputs = comparison_inputs(
+        ckpt,
+        k,
+        tasks=tasks,
+        sequences=sequences,
+        examples=examples,
+        authors_sequence=authors_sequence,
+        seed=seed,
+        solver_names=solvers,
+        n_boot=n_boot,
+    )
     ck, setting = inputs.ckpt, inputs.ckpt.setting
     cfg = ck.model_config
 
-    from model.ablation import NONE, Ablation, AblatedPredictor, parse_ablations, prompt_means
+    from model.ablation import NONE, AblatedPredictor, Ablation, parse_ablations, prompt_means
 
     try:
         chosen = [a for a in parse_ablations(components, cfg.n_layer, cfg.n_head) if not a.is_none]
@@ -123,13 +133,14 @@ def ablate(
         raise UsageError(f"--components: {exc}") from None
     ablations = [Ablation(NONE), *chosen]
     splits = task_splits(setting, inputs.tasks)
-    task_list = [tuple(int(v) for v in t) for t in inputs.tasks.tolist()]
+    task_list: list[tuple[int, int]] = [(int(a), int(b)) for a, b in inputs.tasks.tolist()]
     if wanted is None:
         pick = [i for i, s in enumerate(splits) if s == "ood"] or [0]
         wanted = task_list[pick[0]]
     elif wanted not in task_list:
         raise UsageError(f"--grid-task: task ({wanted[0]},{wanted[1]}) is not among the tasks run")
-    grid_split = str(splits[task_list.index(wanted)])
+    shown_task: tuple[int, int] = wanted
+    grid_split = str(splits[task_list.index(shown_task)])
 
     base = model_predictor(ck, device, batch, precision)
     from compare.reports.run import GRID_ALGORITHMS
@@ -140,18 +151,30 @@ def ablate(
     ref_names = [r.name for r in inputs.references]
     algos = [a for a in GRID_ALGORITHMS if a in ref_names] or ref_names[:2]
     total = len(ablations) * len(inputs.tasks) * len(inputs.sequences) * len(inputs.ks)
-    parts, panels, base_sums = [], {}, None
+    parts: list[pd.DataFrame] = []
+    panels: dict[str, dict] = {}
+    base_sums = None
     t_engine = t_summary = 0.0
     with progress_bar(total, "compare ablate", progress) as bar:
         for ab in ablations:
-            subject = AblatedPredictor(ck, ab, mode, means, device=str(base.device), batch_prefixes=batch,
-                                       precision=base.precision, net=base.net)
+            subject = AblatedPredictor(
+                ck,
+                ab,
+                mode,
+                means,
+                device=str(base.device),
+                batch_prefixes=batch,
+                precision=base.precision,
+                net=base.net,
+            )
             t0 = time.perf_counter()
             found: dict[str, dict] = {}
 
-            def grid_panel(i: int, cells: pd.DataFrame, name: str = subject.name) -> None:
-                if task_list[i] == wanted:
-                    found["panel"] = task_panels(cells, setting.p, wanted, 0, name, algos)
+            def grid_panel(
+                i: int, cells: pd.DataFrame, name: str = subject.name, into: dict[str, dict] = found
+            ) -> None:
+                if task_list[i] == shown_task:
+                    into["panel"] = task_panels(cells, setting.p, shown_task, 0, name, algos)
 
             acc, _ = stream_aggregates(inputs, subject, on_task=grid_panel, progress=bar)
             t_engine += time.perf_counter() - t0
@@ -161,7 +184,7 @@ def ablate(
             base_sums = agg.sums if base_sums is None else base_sums
             diffs = paired_differences(agg.sums, base_sums, n_boot=n_boot, seed=seed)
             parts.append(ablation_rows(ab.name, tables.summary, diffs, subject.name, ref_names))
-            panels[ab.name] = found.get("panel")
+            panels[ab.name] = found.get("panel", {})
             del acc, agg, tables
             t_summary += time.perf_counter() - t0
     table = pd.concat(parts, ignore_index=True)
@@ -178,13 +201,16 @@ def ablate(
             "components_spec": components,
             "components": [a.name for a in chosen],
             "members": {a.name: [c.name for c in a.components] for a in chosen},
-            "definition": ZERO_DEFINITION if mode == "zero" else (
+            "definition": ZERO_DEFINITION
+            if mode == "zero"
+            else (
                 "the component's output (as for zero ablation: a head's slice of hook_z, hook_attn_out, "
-                "hook_mlp_out) replaced by its mean " + means.description),
+                "hook_mlp_out) replaced by its mean " + (means.description if means is not None else "")
+            ),
             "mean_prompts": None if means is None else {int(kk): int(n) for kk, n in means.n_prompts.items()},
             "intervals": INTERVALS,
         },
-        "grid_task": {"split": grid_split, "task": list(wanted), "sequence": 0},
+        "grid_task": {"split": grid_split, "task": list(shown_task), "sequence": 0},
         "most_damaging": worst,
         "timings": {
             "means_seconds": round(t_means, 3),
@@ -194,4 +220,4 @@ def ablate(
             "seconds_per_component": round((time.perf_counter() - t_start) / len(ablations), 3),
         },
     }
-    return AblationResult(table, manifest, shown, (grid_split, *wanted), worst)
+    return AblationResult(table, manifest, shown, (grid_split, *shown_task), worst)

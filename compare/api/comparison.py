@@ -12,12 +12,11 @@ Without ``out`` everything stays in memory: the summaries as DataFrames and (unl
 splits the tasks between processes, and the process that finds every task present writes
 the report. :func:`compare.api.report.open_report` reads a finished folder back as the same result object.
 """
+
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,8 @@ from compare.api.inputs import (
 )
 from compare.api.result import ComparisonResult, report_step
 from compare.api.stream import progress_bar, stream_aggregates
-from compare.engine.aggregates import Aggregates
 from compare.engine.comparison import PROB_FLOOR, run_comparison
 from compare.engine.grid import parse_task_list
-from compare.engine.summary import Summaries, summaries
 from compare.errors import UsageError
 from compare.storage import cells as cells_store
 from compare.storage import files
@@ -60,8 +57,9 @@ def _label_noise(inputs: ComparisonInputs, n_wrong: int, at: Sequence[int]) -> t
     from compare.engine.noise import label_offsets
 
     p, k_max = inputs.ckpt.setting.p, inputs.sequences.shape[1]
-    offsets, shots = label_offsets(len(inputs.tasks), inputs.sequences.shape[0], k_max, p,
-                                   n_wrong=n_wrong, positions=list(at), seed=inputs.seed)
+    offsets, shots = label_offsets(
+        len(inputs.tasks), inputs.sequences.shape[0], k_max, p, n_wrong=n_wrong, positions=list(at), seed=inputs.seed
+    )
     return offsets, {
         "rule": "z + u mod p, u uniform in 1..p-1 (always wrong)",
         "n_wrong": len(shots[0]),
@@ -130,14 +128,28 @@ def compare_checkpoint(
     t_start = time.perf_counter()
     if isinstance(grid_tasks, str):
         grid_tasks = parse_task_list(grid_tasks)
-    grid_algos = ([s.strip() for s in grid_algorithms.split(",") if s.strip()] if isinstance(grid_algorithms, str)
-                  else None if grid_algorithms is None else list(grid_algorithms))
+    grid_algos = (
+        [s.strip() for s in grid_algorithms.split(",") if s.strip()]
+        if isinstance(grid_algorithms, str)
+        else None
+        if grid_algorithms is None
+        else list(grid_algorithms)
+    )
     if grid_algos is not None and not grid_algos:
         raise UsageError(f"--grid-algorithms: no names in {grid_algorithms!r}")
     the_shard = run_folder.resolve_shard(shard) if out is not None else run_folder.Shard()
     batch = parse_batch_size(batch_size)
-    inputs = comparison_inputs(ckpt, k, tasks=tasks, sequences=sequences, examples=examples,
-                               authors_sequence=authors_sequence, seed=seed, solver_names=solvers, n_boot=n_boot)
+    inputs = comparison_inputs(
+        ckpt,
+        k,
+        tasks=tasks,
+        sequences=sequences,
+        examples=examples,
+        authors_sequence=authors_sequence,
+        seed=seed,
+        solver_names=solvers,
+        n_boot=n_boot,
+    )
     ck, setting, references = inputs.ckpt, inputs.ckpt.setting, inputs.references
     refs = [r.name for r in references]
     if grid_algos is not None:
@@ -195,9 +207,14 @@ def compare_checkpoint(
         with progress_bar(len(inputs.tasks) * n_units, "compare", progress) as bar:
             acc, timings = stream_aggregates(inputs, subject, label_offsets=offsets, on_task=keep, progress=bar)
         agg = acc.result()
-        result = ComparisonResult(dict(manifest, n_cells=agg.n_cells, status="complete"), agg, None, True,
-                                  timings={"engine": timings, "total_seconds": time.perf_counter() - t_start},
-                                  _cells=kept)
+        result = ComparisonResult(
+            dict(manifest, n_cells=agg.n_cells, status="complete"),
+            agg,
+            None,
+            True,
+            timings={"engine": timings, "total_seconds": time.perf_counter() - t_start},
+            _cells=kept,
+        )
         if noise is not None:
             result.noise_levels, result.noise_positions = _noise_sweeps(inputs, subject, noise)
         return result
@@ -209,15 +226,22 @@ def compare_checkpoint(
     rows = cells_store.row_group_rows(len(inputs.ks), setting.p)
     t0 = time.perf_counter()
     with progress_bar(len(todo) * n_units, f"compare run {the_shard}", progress) as bar:
-        acc, timings = stream_aggregates(inputs, subject, indices=todo, label_offsets=offsets, progress=bar,
-                                         on_task=lambda i, cells: cells_store.write_task(folder, cells, chash, rows))
+        acc, timings = stream_aggregates(
+            inputs,
+            subject,
+            indices=todo,
+            label_offsets=offsets,
+            progress=bar,
+            on_task=lambda i, cells: None if cells_store.write_task(folder, cells, chash, rows) else None,
+        )
     t_engine = time.perf_counter() - t0
-    where = f"{len(todo)} task(s) computed" + (f", {len(mine) - len(todo)} already there" if len(mine) > len(todo)
-                                               else "")
+    where = f"{len(todo)} task(s) computed" + (
+        f", {len(mine) - len(todo)} already there" if len(mine) > len(todo) else ""
+    )
     info: dict[str, Any] = {"where": where, "shard": str(the_shard), "resumed": resumed}
-    missing = run_folder.missing_tasks(folder, inputs.tasks, chash)
-    if missing:
-        info["missing"] = len(missing)
+    absent = run_folder.missing_tasks(folder, inputs.tasks, chash)
+    if absent:
+        info["missing"] = len(absent)
         return ComparisonResult(manifest, acc.result(), folder, False, timings=info)
 
     with run_folder.report_lock(folder) as writer:
@@ -225,8 +249,7 @@ def compare_checkpoint(
             info["report_writer"] = False
             return ComparisonResult(manifest, acc.result(), folder, False, timings=info)
         t0 = time.perf_counter()
-        agg = run_folder.folder_aggregates(folder, inputs.tasks, setting.p, subject.name, refs, inputs.ks,
-                                           acc).result()
+        agg = run_folder.folder_aggregates(folder, inputs.tasks, setting.p, subject.name, refs, inputs.ks, acc).result()
         t_read = time.perf_counter() - t0
         levels = positions = None
         if noise is not None:
@@ -258,4 +281,3 @@ def _cells_layout() -> str:
     from compare.reports.run import cells_layout
 
     return cells_layout()
-

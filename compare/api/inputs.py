@@ -5,6 +5,7 @@ Every library function (:func:`compare.compare_checkpoint`, :func:`compare.ablat
 :func:`comparison_inputs`, so a bad value gets the same one-line
 :class:`~compare.errors.UsageError` from a notebook and from the console.
 """
+
 from __future__ import annotations
 
 import os
@@ -159,8 +160,10 @@ def comparison_inputs(
     p = setting.p
     check_ks(ks, loaded.max_k, p)
     chosen = select_tasks(setting, tasks_spec)
-    given = [parse_example_sequence(e, p, max(ks)) if isinstance(e, str) else _given(np.asarray(e), p, max(ks))
-             for e in examples]
+    given = [
+        parse_example_sequence(e, p, max(ks)) if isinstance(e, str) else _given(np.asarray(e), p, max(ks))
+        for e in examples
+    ]
     seqs = build_sequences(p, max(ks), sequences, seed, authors=authors_sequence, given=given)
     references = solvers(setting, wanted)
     note = _sequences_note(authors_sequence, len(given), sequences, seed)
@@ -185,8 +188,9 @@ def check_precision(precision: str) -> str:
     return value
 
 
-def model_predictor(ckpt: Checkpoint, device: str = "auto", batch_size: int | None = None,
-                    precision: str = "fp32") -> ModelPredictor:
+def model_predictor(
+    ckpt: Checkpoint, device: str = "auto", batch_size: int | None = None, precision: str = "fp32"
+) -> ModelPredictor:
     """The transformer of ``ckpt`` behind the predictor interface, in fp32 unless ``precision``
     says bf16 (one clear line when its weights do not fit its config)."""
     precision = check_precision(precision)
@@ -237,8 +241,14 @@ def parse_batch_size(spec: int | str | None) -> int | None:
 
 def checkpoint_block(spec: str, path: Path, ckpt: Checkpoint) -> dict[str, Any]:
     """What a manifest says of the checkpoint it was computed from."""
-    return {"spec": spec, "path": str(Path(path).resolve()), "name": ckpt.name, "sha256": ckpt.sha256,
-            "step": ckpt.step, "max_k": ckpt.max_k}
+    return {
+        "spec": spec,
+        "path": str(Path(path).resolve()),
+        "name": ckpt.name,
+        "sha256": ckpt.sha256,
+        "step": ckpt.step,
+        "max_k": ckpt.max_k,
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -268,8 +278,10 @@ def _sequences_note(authors: bool, n_given: int, n_random: int, seed: int) -> st
         parts.append("sequence 0: the authors' convention (random.seed(1), shared by all tasks)")
     first = 0 if not authors else 1
     if n_given:
-        parts.append(f"sequence{'s' if n_given > 1 else ''} {first}{f'..{first + n_given - 1}' if n_given > 1 else ''}"
-                     ": given with --examples")
+        parts.append(
+            f"sequence{'s' if n_given > 1 else ''} {first}{f'..{first + n_given - 1}' if n_given > 1 else ''}"
+            ": given with --examples"
+        )
         first += n_given
     if n_random:
         parts.append(f"sequences {first}..{first + n_random - 1}: uniform random, seed {seed}")

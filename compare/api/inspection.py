@@ -8,9 +8,9 @@ Attention maps and what each head attends to, per-head PCA of shot k's x and y p
 Pearson maps of the residual stream (the kaleidoscope), each with its score
 (:mod:`interp`), from one forward pass over the p^2 prompts of the shot.
 """
+
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,8 +52,19 @@ class InspectResult:
         out = Path(folder)
         manifest = dict(self.manifest)
         with files.atomic_output_dir(out) as tmp:
-            self.figures = list(write_inspect_report(tmp, manifest, self.maps, self.shares, self.heads,
-                                                     self.embedding, self.similarity, self.prompts, self.scores))
+            self.figures = list(
+                write_inspect_report(
+                    tmp,
+                    manifest,
+                    self.maps,
+                    self.shares,
+                    self.heads,
+                    self.embedding,
+                    self.similarity,
+                    self.prompts,
+                    self.scores,
+                )
+            )
             total = manifest.get("timings", {}).get("total_seconds", 0.0) + time.perf_counter() - t0
             manifest["timings"] = {"total_seconds": round(total, 3)}
             files.write_manifest(tmp, manifest)
@@ -93,8 +104,10 @@ def inspect_checkpoint(
     p = setting.p
     k = k if k is not None else min(8, ck.max_k)
     if not 2 <= k <= ck.max_k:
-        raise UsageError(f"--k: k = {k} is outside 2..{ck.max_k} (the checkpoint's context allows at most "
-                         f"{ck.max_k}; the attention shares need an earlier shot)")
+        raise UsageError(
+            f"--k: k = {k} is outside 2..{ck.max_k} (the checkpoint's context allows at most "
+            f"{ck.max_k}; the attention shares need an earlier shot)"
+        )
     layer_list = parse_layers(layers if isinstance(layers, str) else ",".join(map(str, layers)), mcfg.n_layer)
     the_task = _task(task, setting)
     seq, sequence_note = _sequence(sequence, p, k, seed)
@@ -113,8 +126,11 @@ def inspect_checkpoint(
     prompts = shot_prompts(p, the_task, seq, k)
     one = make_examples(p, np.asarray([the_task]), seq, k).reshape(-1)  # (3k,) the k-shot prompt itself
     T = prompts.tokens.shape[1]
-    sites = merge_sites(share_sites(layer_list, T), head_pca_sites(prompts, layer_list),
-                        similarity_sites(prompts, layer_list, head_maps))
+    sites = merge_sites(
+        share_sites(layer_list, T),
+        head_pca_sites(prompts, layer_list),
+        similarity_sites(prompts, layer_list, head_maps),
+    )
     with progress_bar(len(prompts.tokens), "compare inspect", progress) as bar:
         cache = collect(net, prompts.tokens, sites, batch=batch_size, progress=bar)  # one forward pass
     maps = attention_maps(net, one, layer_list)
@@ -134,13 +150,15 @@ def inspect_checkpoint(
         "p": p,
         "model": {"d_model": mcfg.d_model, "n_layer": mcfg.n_layer, "n_head": mcfg.n_head},
         "task": list(the_task),
-        "task_split": "ood" if tuple(the_task) in {tuple(t) for t in setting.ood_tasks} else
-                      ("id" if tuple(the_task) in {tuple(t) for t in setting.pretrain_tasks} else "neither"),
+        "task_split": "ood"
+        if tuple(the_task) in {tuple(t) for t in setting.ood_tasks}
+        else ("id" if tuple(the_task) in {tuple(t) for t in setting.pretrain_tasks} else "neither"),
         "k": k,
         "sequence": seq.tolist(),
         "sequence_note": sequence_note,
         "fixed_examples": [[int(v) for v in row] for row in make_examples(p, np.asarray([the_task]), seq, k - 1)[0]]
-        if k > 1 else [],
+        if k > 1
+        else [],
         "layers": layer_list,
         "generator": heads.generator,
         "device": str(dev),
@@ -150,7 +168,7 @@ def inspect_checkpoint(
 
 
 def parse_layers(spec: str, n_layer: int) -> list[int]:
-    """"all" or "0,2" -> sorted layer indices, each checked against the model's depth."""
+    """ "all" or "0,2" -> sorted layer indices, each checked against the model's depth."""
     if spec.strip().lower() == "all":
         return list(range(n_layer))
     try:
@@ -170,7 +188,8 @@ def _task(spec: str | Sequence[int] | None, setting: Any) -> tuple[int, int]:
     if spec is None:  # an o.o.d. task with both components nonzero (the paper's figures use (6, 6) at p = 29)
         pool = sorted(map(tuple, setting.ood_tasks if len(setting.ood_tasks) else setting.pretrain_tasks))
         full = [t for t in pool if t[0] and t[1]]
-        return tuple(int(v) for v in (full or pool)[0])
+        first = (full or pool)[0]
+        return int(first[0]), int(first[1])
     tasks = parse_task_list(spec) if isinstance(spec, str) else [tuple(int(v) for v in spec)]
     if len(tasks) != 1 or len(tasks[0]) != 2:
         raise UsageError(f"--task: give one task a,b, got {spec!r}")

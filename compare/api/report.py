@@ -3,6 +3,7 @@
 Neither function needs torch: ``compare report`` runs on a machine that has only the
 folder.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,14 +35,16 @@ def open_report(folder: str | Path) -> ComparisonResult:
         agg = aggregate(cells, int(manifest["p"]), subject, reference_names(cells, subject))
         by_task = {i: g for i, (_, g) in enumerate(cells.groupby(["task_a", "task_b"], sort=False))}
         if "tasks" not in manifest:
-            manifest = dict(manifest, tasks=[[int(g["task_a"].iloc[0]), int(g["task_b"].iloc[0])]
-                                             for g in by_task.values()])
+            manifest = dict(
+                manifest, tasks=[[int(g["task_a"].iloc[0]), int(g["task_b"].iloc[0])] for g in by_task.values()]
+            )
         return ComparisonResult(manifest, agg, src, True, _cells=by_task)
     tasks = np.asarray(manifest["tasks"], dtype=np.int64).reshape(-1, 2)
     _check_complete(src, tasks, manifest)
     ks = [int(v) for v in manifest["ks"]]
-    agg = run_folder.folder_aggregates(src, tasks, int(manifest["p"]), manifest.get("subject", "model"),
-                                       list(manifest.get("references") or []), ks).result()
+    agg = run_folder.folder_aggregates(
+        src, tasks, int(manifest["p"]), manifest.get("subject", "model"), list(manifest.get("references") or []), ks
+    ).result()
     return ComparisonResult(manifest, agg, src, True)
 
 
@@ -100,6 +103,7 @@ def rebuild_report(
 
         def aggregates():
             return aggregate(cells, p, subject, refs)
+
     if not 0 <= grid_sequence < max(n_seq, 1):
         raise UsageError(f"--grid-sequence: the run has sequences 0..{n_seq - 1}, got {grid_sequence}")
     for algo in grid_algorithms or []:
@@ -120,9 +124,18 @@ def rebuild_report(
     with run_folder.report_lock(dst) as writer:
         if not writer:
             raise UsageError(f"{dst}: another process is writing its report; try again when it is done")
-        figures = run_folder.write_run_report(dst, rebuilt, agg, n_boot=n_boot, seed=seed, load_task=load_task,
-                                              tasks_in_order=order, grid_tasks=grid_tasks,
-                                              grid_algorithms=grid_algorithms, grid_sequence=grid_sequence)
+        figures = run_folder.write_run_report(
+            dst,
+            rebuilt,
+            agg,
+            n_boot=n_boot,
+            seed=seed,
+            load_task=load_task,
+            tasks_in_order=order,
+            grid_tasks=grid_tasks,
+            grid_algorithms=grid_algorithms,
+            grid_sequence=grid_sequence,
+        )
         if rebuilt != manifest:
             files.replace_manifest(dst, rebuilt)
     return dst, figures, agg.n_cells
@@ -132,5 +145,7 @@ def _check_complete(src: Path, tasks: np.ndarray, manifest: dict) -> None:
     missing = run_folder.missing_tasks(src, tasks, manifest.get("config_hash", ""))
     if missing:
         a, b = tasks[missing[0]].tolist()
-        raise UsageError(f"{src}: {len(missing)} of {len(tasks)} tasks have no cells of this run's configuration yet "
-                         f"(first: ({a},{b})); rerun the same `compare run` to finish them")
+        raise UsageError(
+            f"{src}: {len(missing)} of {len(tasks)} tasks have no cells of this run's configuration yet "
+            f"(first: ({a},{b})); rerun the same `compare run` to finish them"
+        )

@@ -3,6 +3,7 @@
 Needs neither torch nor the model: a finished run folder reads back with
 :func:`compare.api.report.open_report` on a machine without them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -47,8 +48,9 @@ class ComparisonResult:
     @cached_property
     def tables(self) -> Summaries:
         """Every table of the report, computed once from the aggregates."""
-        return summaries(self.aggregates, n_boot=int(self.manifest.get("n_boot", 1000)),
-                         seed=int(self.manifest.get("seed", 0)))
+        return summaries(
+            self.aggregates, n_boot=int(self.manifest.get("n_boot", 1000)), seed=int(self.manifest.get("seed", 0))
+        )
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -114,9 +116,14 @@ class ComparisonResult:
             raise KeyError(f"task ({a},{b}) is not in this run")
         return pd.concat(list(self.iter_cells()), ignore_index=True)
 
-    def write_report(self, folder: str | Path, *, csv: bool = False,
-                     grid_tasks: Sequence[tuple[int, int]] | None = None,
-                     grid_algorithms: Sequence[str] | None = None) -> Path:
+    def write_report(
+        self,
+        folder: str | Path,
+        *,
+        csv: bool = False,
+        grid_tasks: Sequence[tuple[int, int]] | None = None,
+        grid_algorithms: Sequence[str] | None = None,
+    ) -> Path:
         """Write the run folder ``compare run`` writes (cells, manifest, tables, figures, pages);
         returns its path. A folder of the same configuration is completed in place."""
         out = Path(folder).expanduser().absolute()
@@ -145,18 +152,31 @@ class ComparisonResult:
         return write
 
 
-def report_step(out: Path, manifest: dict[str, Any], agg: Aggregates,
-                grid_tasks: Sequence[tuple[int, int]] | None, grid_algorithms: Sequence[str] | None, csv: bool,
-                extra: Callable[[Path], None] | None) -> list[str]:
+def report_step(
+    out: Path,
+    manifest: dict[str, Any],
+    agg: Aggregates,
+    grid_tasks: Sequence[tuple[int, int]] | None,
+    grid_algorithms: Sequence[str] | None,
+    csv: bool,
+    extra: Callable[[Path], None] | None,
+) -> list[str]:
     """The report of a run folder whose every task is present: summaries, figures, pages, the
     manifest marked complete (and ``cells.csv`` with ``csv``); returns the figure names."""
     tasks = np.asarray(manifest["tasks"], dtype=np.int64).reshape(-1, 2)
     final = dict(run_folder.read_manifest(out), n_cells=agg.n_cells, status="complete")
     figures = run_folder.write_run_report(
-        out, final, agg, n_boot=int(manifest["n_boot"]), seed=int(manifest["seed"]),
+        out,
+        final,
+        agg,
+        n_boot=int(manifest["n_boot"]),
+        seed=int(manifest["seed"]),
         load_task=lambda a, b: cells_store.read_task(out, (a, b)),
-        tasks_in_order=run_folder.task_order_of(final, tasks), grid_tasks=grid_tasks,
-        grid_algorithms=grid_algorithms, extra=extra)
+        tasks_in_order=run_folder.task_order_of(final, tasks),
+        grid_tasks=grid_tasks,
+        grid_algorithms=grid_algorithms,
+        extra=extra,
+    )
     if csv:
         run_folder.write_cells_csv(out, tasks)
     files.replace_manifest(out, final)

@@ -6,6 +6,7 @@ write the task's file, keep a grid panel), and the :class:`~compare.engine.aggre
 folds them into the small sums every summary is computed from. Memory stays bounded by
 one task, whatever the grid.
 """
+
 from __future__ import annotations
 
 import sys
@@ -44,8 +45,16 @@ def stream_aggregates(
         return acc, {}
     setting, p = inputs.ckpt.setting, inputs.ckpt.setting.p
     refs = [r.name for r in inputs.references]
-    stream = iter_comparison(setting, inputs.tasks[todo], inputs.sequences, inputs.ks, subject, inputs.references,
-                             progress=progress, label_offsets=None if label_offsets is None else label_offsets[todo])
+    stream = iter_comparison(
+        setting,
+        inputs.tasks[todo],
+        inputs.sequences,
+        inputs.ks,
+        subject,
+        inputs.references,
+        progress=progress,
+        label_offsets=None if label_offsets is None else label_offsets[todo],
+    )
     for j, cells in stream:
         index = todo[j]
         if on_task is not None:
@@ -63,4 +72,8 @@ def progress_bar(total: int, desc: str, show: bool) -> Iterator[Callable[[int], 
     from tqdm import tqdm
 
     with tqdm(total=total, unit="prefix", desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
-        yield bar.update
+
+        def update(n: int) -> None:
+            bar.update(n)
+
+        yield update

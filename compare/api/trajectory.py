@@ -3,6 +3,7 @@
 >>> res = compare.trajectory("checkpoints/runs/V2", k=[2, 4, 8])       # doctest: +SKIP
 >>> res.crossings.query("predictor == 'ratio_matching'")              # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -101,8 +102,9 @@ def trajectory(
     found = snapshot_files(run_path)
     found = found[:-1][::every] + found[-1:]
     batch = parse_batch_size(batch_size)
-    inputs = comparison_inputs(str(found[-1]), k, tasks=tasks, sequences=sequences, seed=seed, solver_names=solvers,
-                               n_boot=n_boot)
+    inputs = comparison_inputs(
+        str(found[-1]), k, tasks=tasks, sequences=sequences, seed=seed, solver_names=solvers, n_boot=n_boot
+    )
     setting = inputs.ckpt.setting
     history = read_history(run_path)
     parts = []
@@ -121,6 +123,8 @@ def trajectory(
     manifest = base_manifest(inputs, "compare trajectory", argv)
     manifest["precision"] = check_precision(precision)
     manifest["run_dir"] = str(run_dir)  # as given: a relative path keeps the report portable
-    manifest["snapshots"] = [{"file": p.name, "step": int(s)} for p, s in zip(found, sorted(table["step"].unique()))]
+    manifest["snapshots"] = [
+        {"file": p.name, "step": int(s)} for p, s in zip(found, sorted(table["step"].unique()), strict=True)
+    ]
     manifest["timings"] = {"total_seconds": round(time.perf_counter() - t_start, 3)}
     return TrajectoryResult(table, crossings(table), history, manifest)

@@ -14,6 +14,7 @@ task, ``manifest.json`` and the pages, atomically to ``reports/<name>-ablate/``
 Each component's cells are streamed task by task into aggregates, so memory holds one
 task's cells at a time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ from compare.cli.run import add_input_arguments, set_threads
 
 __all__ = ["add_parser", "ablate"]
 
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ablate",
@@ -37,15 +39,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # one thread: the grid path's matmuls are small, and two threads sharing a core that is
     # busy with other work wait on each other (d4, one component: 1.6 s with one, 17-40 s with two)
     add_input_arguments(p, default_threads=1)
-    p.add_argument("--components", default="all", metavar="SPEC",
-                   help='all (default: every head, attention layer and MLP) or a comma-separated list of '
-                   'L{l}H{h}, L{l}attn, L{l}mlp and +-joined sets, e.g. "L0H1,L2attn,L0H1+L1H2"')
-    p.add_argument("--mode", choices=("zero", "mean"), default="zero",
-                   help="zero (default): the output set to zero; mean: replaced by its mean over the run's "
-                   "own prompts at each position (per k, from the plain model)")
-    p.add_argument("--grid-task", metavar="A,B", help="task of the two grid figures (default: the first o.o.d. task run)")
-    p.add_argument("--out", metavar="DIR",
-                   help="output folder (default reports/<checkpoint name>-ablate/, with --mode mean -ablate-mean/)")
+    p.add_argument(
+        "--components",
+        default="all",
+        metavar="SPEC",
+        help="all (default: every head, attention layer and MLP) or a comma-separated list of "
+        'L{l}H{h}, L{l}attn, L{l}mlp and +-joined sets, e.g. "L0H1,L2attn,L0H1+L1H2"',
+    )
+    p.add_argument(
+        "--mode",
+        choices=("zero", "mean"),
+        default="zero",
+        help="zero (default): the output set to zero; mean: replaced by its mean over the run's "
+        "own prompts at each position (per k, from the plain model)",
+    )
+    p.add_argument(
+        "--grid-task", metavar="A,B", help="task of the two grid figures (default: the first o.o.d. task run)"
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default reports/<checkpoint name>-ablate/, with --mode mean -ablate-mean/)",
+    )
     p.set_defaults(func=ablate)
 
 
@@ -55,19 +70,34 @@ def ablate(args: argparse.Namespace) -> int:
     if args.threads is not None:
         set_threads(args.threads)
     res = api_ablate(
-        args.ckpt, args.k, components=args.components, mode=args.mode, grid_task=args.grid_task, tasks=args.tasks,
-        sequences=args.sequences, examples=args.examples, authors_sequence=not args.no_authors_sequence,
-        seed=args.seed, solvers=args.solvers, n_boot=args.n_boot, device=args.device, precision=args.precision,
+        args.ckpt,
+        args.k,
+        components=args.components,
+        mode=args.mode,
+        grid_task=args.grid_task,
+        tasks=args.tasks,
+        sequences=args.sequences,
+        examples=args.examples,
+        authors_sequence=not args.no_authors_sequence,
+        seed=args.seed,
+        solvers=args.solvers,
+        n_boot=args.n_boot,
+        device=args.device,
+        precision=args.precision,
         batch_size=args.batch_size,
-        progress=not args.quiet, argv=getattr(args, "argv", sys.argv[1:]))
+        progress=not args.quiet,
+        argv=getattr(args, "argv", sys.argv[1:]),
+    )
     suffix = "-ablate" if args.mode == "zero" else f"-ablate-{args.mode}"  # a mean run never replaces the zero one
     out = Path(args.out) if args.out else Path("reports") / f"{res.manifest['checkpoint']['name']}{suffix}"
     final = res.write_report(out)
     n = len(res.manifest["ablation"]["components"])
     m = res.manifest
-    print(f"wrote {final}: {n + 1} ablations (none + {n}) x {m['n_tasks']} tasks x "
-          f"{len(m['sequences'])} sequence(s) x {len(m['ks'])} k, {len(res.figures)} figures "
-          f"({time.perf_counter() - t_start:.1f} s)")
+    print(
+        f"wrote {final}: {n + 1} ablations (none + {n}) x {m['n_tasks']} tasks x "
+        f"{len(m['sequences'])} sequence(s) x {len(m['ks'])} k, {len(res.figures)} figures "
+        f"({time.perf_counter() - t_start:.1f} s)"
+    )
     if res.most_damaging:
         print(f"  most damaging: {res.most_damaging}")
     print(f"  open {final / 'report.html'}")

@@ -11,6 +11,7 @@ head at shot k's y and z positions (the kaleidoscope). Writes ``reports/<name>-i
 atomically: PNGs, ``scores.csv`` (one row per score), ``manifest.json``, ``report.md`` and
 ``report.html``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ckpt", required=True, help="checkpoint file, or a bundled name (d2.pt, d4.pt)")
     p.add_argument("--task", metavar="A,B", help="the task (a, b) (default: the first o.o.d. task with a, b != 0)")
-    p.add_argument("--k", type=int, help="the shot analysed; the prompt holds k - 1 fixed examples before it "
-                   "(default: 8, or the checkpoint's largest k if smaller)")
-    p.add_argument("--sequence", default="authors", metavar="authors|N",
-                   help="the example sequence: the authors' (default) or N >= 1, random sequence N as "
-                   "`compare run --sequences N --seed S` draws it when its largest k is this --k (random "
-                   "draws depend on their length; the authors' sequence does not)")
+    p.add_argument(
+        "--k",
+        type=int,
+        help="the shot analysed; the prompt holds k - 1 fixed examples before it "
+        "(default: 8, or the checkpoint's largest k if smaller)",
+    )
+    p.add_argument(
+        "--sequence",
+        default="authors",
+        metavar="authors|N",
+        help="the example sequence: the authors' (default) or N >= 1, random sequence N as "
+        "`compare run --sequences N --seed S` draws it when its largest k is this --k (random "
+        "draws depend on their length; the authors' sequence does not)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random sequences (default 0)")
     p.add_argument("--layers", default="all", metavar="SPEC", help='layers to analyse: "all" (default) or "0,2"')
     p.add_argument("--no-head-maps", action="store_true", help="skip the per-head Pearson maps (scores of layers only)")
@@ -52,15 +61,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler of ``compare inspect``: the flags to :func:`compare.inspect_checkpoint`, the report, a line."""
     t_start = time.perf_counter()
-    res = inspect_checkpoint(args.ckpt, task=args.task, k=args.k, sequence=args.sequence, seed=args.seed,
-                             layers=args.layers, head_maps=not args.no_head_maps, device=args.device,
-                             batch_size=args.batch_size, progress=not args.quiet,
-                             argv=getattr(args, "argv", sys.argv[1:]))
+    res = inspect_checkpoint(
+        args.ckpt,
+        task=args.task,
+        k=args.k,
+        sequence=args.sequence,
+        seed=args.seed,
+        layers=args.layers,
+        head_maps=not args.no_head_maps,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        argv=getattr(args, "argv", sys.argv[1:]),
+    )
     name = res.manifest["checkpoint"]["name"]
     final = res.write_report(Path(args.out) if args.out else Path("reports") / f"{name}-inspect")
     m = res.manifest
-    print(f"wrote {final}: task ({m['task'][0]},{m['task'][1]}), shot {m['k']}, layers "
-          f"{','.join(map(str, m['layers']))}, {len(res.scores)} scores, {len(res.figures)} figures "
-          f"({time.perf_counter() - t_start:.1f} s)")
+    print(
+        f"wrote {final}: task ({m['task'][0]},{m['task'][1]}), shot {m['k']}, layers "
+        f"{','.join(map(str, m['layers']))}, {len(res.scores)} scores, {len(res.figures)} figures "
+        f"({time.perf_counter() - t_start:.1f} s)"
+    )
     print(f"  open {final / 'report.html'}")
     return 0

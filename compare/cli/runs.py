@@ -1,4 +1,5 @@
 """``compare runs``: a table and figures over training run folders (configs, wall clock, curves)."""
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ process. With ``--scheduler slurm`` nothing is trained here: the commands go to
 the diagram from whatever points have evaluated so far: ``phases.csv``, ``phases.png``
 and ``phases.md`` in OUT. Points are resumable, since each is a ``compare train`` run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-tasks", required=True, help="base-task counts, e.g. 2,4,6,9 (x4 tasks each)")
     p.add_argument("--alpha", default="0.6", help="train-input fractions, e.g. 0.4,0.8")
     p.add_argument("--out", required=True, help="sweep folder")
-    p.add_argument("--scheduler", choices=["none", "slurm"], default="none",
-                   help="none: run points here, one after another; slurm: write a job array")
+    p.add_argument(
+        "--scheduler",
+        choices=["none", "slurm"],
+        default="none",
+        help="none: run points here, one after another; slurm: write a job array",
+    )
     p.add_argument("--collect", action="store_true", help="only assemble the diagram from finished points")
     p.add_argument("--threshold", type=float, default=None, help="last-shot accuracy that counts as solved")
-    p.add_argument("train_args", nargs=argparse.REMAINDER,
-                   help="after --: extra `compare train` flags for every point (e.g. -- --steps 3000 --p 7)")
+    p.add_argument(
+        "train_args",
+        nargs=argparse.REMAINDER,
+        help="after --: extra `compare train` flags for every point (e.g. -- --steps 3000 --p 7)",
+    )
     p.set_defaults(func=run)
 
 
@@ -66,8 +74,19 @@ def point_commands(args: argparse.Namespace) -> list[tuple[int, float, Path, lis
             raise UsageError(f"--alpha: {alpha} is not in (0, 1)")
         for base in _ints(args.base_tasks, "--base-tasks"):
             folder = Path(args.out) / f"n{4 * base}_a{alpha:g}"
-            argv = ["train", "--preset", args.preset, "--base-tasks", str(base), "--alpha", f"{alpha:g}",
-                    "--out", str(folder), "--no-progress", *extra]
+            argv = [
+                "train",
+                "--preset",
+                args.preset,
+                "--base-tasks",
+                str(base),
+                "--alpha",
+                f"{alpha:g}",
+                "--out",
+                str(folder),
+                "--no-progress",
+                *extra,
+            ]
             points.append((base, alpha, folder, argv))
     return points
 
@@ -84,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.collect:
         if args.scheduler == "slurm":
             _write_slurm(out, points)
-            print(f"wrote {out}/commands.txt and {out}/sweep.sbatch ({len(points)} points); "
-                  f"submit with: sbatch {out}/sweep.sbatch, then: compare sweep ... --collect")
+            print(
+                f"wrote {out}/commands.txt and {out}/sweep.sbatch ({len(points)} points); "
+                f"submit with: sbatch {out}/sweep.sbatch, then: compare sweep ... --collect"
+            )
             return 0
         for i, (base, alpha, folder, argv) in enumerate(points, 1):
             print(f"[{i}/{len(points)}] {4 * base} tasks, alpha {alpha:g} -> {folder}", file=sys.stderr)
@@ -100,17 +121,19 @@ def _write_slurm(out: Path, points) -> None:
 
     lines = [shlex.join(["compare", *argv]) for _, _, _, argv in points]
     atomic_write_text(out / "commands.txt", "\n".join(lines) + "\n")
-    script = "\n".join([
-        "#!/bin/bash",
-        f"#SBATCH --job-name=icl-sweep",
-        f"#SBATCH --array=0-{len(points) - 1}",
-        "#SBATCH --output=%x-%A_%a.log",
-        "# One phase-diagram point per array task; each is a resumable `compare train` run.",
-        f'cd {shlex.quote(os.getcwd())}',
-        f'line=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {shlex.quote(str((out / "commands.txt").resolve()))})',
-        'eval "$line"',
-        "",
-    ])
+    script = "\n".join(
+        [
+            "#!/bin/bash",
+            "#SBATCH --job-name=icl-sweep",
+            f"#SBATCH --array=0-{len(points) - 1}",
+            "#SBATCH --output=%x-%A_%a.log",
+            "# One phase-diagram point per array task; each is a resumable `compare train` run.",
+            f"cd {shlex.quote(os.getcwd())}",
+            f'line=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {shlex.quote(str((out / "commands.txt").resolve()))})',
+            'eval "$line"',
+            "",
+        ]
+    )
     atomic_write_text(out / "sweep.sbatch", script)
 
 

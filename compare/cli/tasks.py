@@ -1,11 +1,11 @@
 """``compare tasks``: print a task setting, from a checkpoint or from the authors' replay."""
+
 from __future__ import annotations
 
 import argparse
 import json
 
 from model.config import SettingConfig
-from compare.errors import UsageError
 
 __all__ = ["add_parser"]
 
@@ -28,8 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.authors_replay:
         setting = SettingConfig(
-            p=args.p, n_base_tasks=args.base_tasks, n_random_tasks=args.random_tasks, alpha=args.alpha,
-            task_seed=args.seed, split_seed=args.split_seed, convention="authors",
+            p=args.p,
+            n_base_tasks=args.base_tasks,
+            n_random_tasks=args.random_tasks,
+            alpha=args.alpha,
+            task_seed=args.seed,
+            split_seed=args.split_seed,
+            convention="authors",
         ).build()
     else:
         from model.checkpoint import load_checkpoint, resolve_checkpoint

@@ -10,6 +10,7 @@ atomically: ``trajectory.csv`` (one row per step, split, k and predictor),
 ``crossings.csv`` (the first step each algorithm's agreement reaches 0.5 and 0.9),
 ``trajectory_k<k>.png`` per k, ``manifest.json``, ``report.md`` and ``report.html``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,16 +34,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a compare train folder with snapshots/")
     p.add_argument("--k", required=True, metavar="SPEC", help="k values: 3, 1..8 or 1,2,4")
     p.add_argument("--tasks", default="all", metavar="SPEC", help='id, ood, all (default) or "a,b;a,b"')
-    p.add_argument("--sequences", type=int, default=0, metavar="N",
-                   help="random example sequences added after the authors' shared one (default 0)")
+    p.add_argument(
+        "--sequences",
+        type=int,
+        default=0,
+        metavar="N",
+        help="random example sequences added after the authors' shared one (default 0)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random sequences and the bootstrap (default 0)")
     p.add_argument("--every", type=int, default=1, metavar="N", help="use every N-th snapshot (the last always)")
     p.add_argument("--solvers", metavar="NAMES", help="comma-separated reference solvers (default: all)")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples per snapshot (default 200)")
     p.add_argument("--batch-size", type=int, default=64, help="prefixes per model batch (default 64)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
-                   help="fp32 (default, on every device) or bf16 autocast; auto is fp32")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "auto"),
+        help="fp32 (default, on every device) or bf16 autocast; auto is fp32",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/<run folder name>-trajectory/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,14 +65,28 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         set_threads(args.threads)
     run_dir = Path(args.run_dir)
-    res = trajectory(run_dir, args.k, tasks=args.tasks, sequences=args.sequences, seed=args.seed, every=args.every,
-                     solvers=args.solvers, n_boot=args.n_boot, batch_size=args.batch_size, device=args.device, precision=args.precision,
-                     progress=not args.quiet, argv=getattr(args, "argv", sys.argv[1:]))
+    res = trajectory(
+        run_dir,
+        args.k,
+        tasks=args.tasks,
+        sequences=args.sequences,
+        seed=args.seed,
+        every=args.every,
+        solvers=args.solvers,
+        n_boot=args.n_boot,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+        progress=not args.quiet,
+        argv=getattr(args, "argv", sys.argv[1:]),
+    )
     out = Path(args.out) if args.out else Path("reports") / f"{run_dir.resolve().name}-trajectory"
     final = res.write_report(out)
     steps, m = res.table["step"], res.manifest
-    print(f"wrote {final}: {len(m['snapshots'])} snapshots (steps {int(steps.min())}..{int(steps.max())}), "
-          f"{m['n_tasks']} tasks x {len(m['sequences'])} sequence(s) x {len(m['ks'])} k "
-          f"({time.perf_counter() - t_start:.1f} s)")
+    print(
+        f"wrote {final}: {len(m['snapshots'])} snapshots (steps {int(steps.min())}..{int(steps.max())}), "
+        f"{m['n_tasks']} tasks x {len(m['sequences'])} sequence(s) x {len(m['ks'])} k "
+        f"({time.perf_counter() - t_start:.1f} s)"
+    )
     print(f"  open {final / 'report.html'}")
     return 0

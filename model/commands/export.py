@@ -6,12 +6,13 @@ and records in ``meta`` where it came from and the exact command that reproduces
 when the run had not reached its planned steps: batches are a pure function of
 (seed, step), so that command rebuilds these weights).
 """
-from __future__ import annotations
 
-from algos.errors import InputError
+from __future__ import annotations
 
 import argparse
 import shlex
+
+from algos.errors import InputError
 
 __all__ = ["add_parser"]
 
@@ -43,8 +44,19 @@ def run(args: argparse.Namespace) -> int:
         meta["note"] = args.note
     if ck.history:
         last = ck.history[-1]
-        meta["final_accuracy"] = {k: last[k]["acc"] for k in ("id_train", "id_test", "ood_train", "ood_test") if k in last}
-    save_checkpoint(dst, ck.model_config, ck.train_config, ck.setting, ck.state_dict, step=ck.step,
-                    history=ck.history, meta=meta, setting_config=ck.setting_config)
+        meta["final_accuracy"] = {
+            k: last[k]["acc"] for k in ("id_train", "id_test", "ood_train", "ood_test") if k in last
+        }
+    save_checkpoint(
+        dst,
+        ck.model_config,
+        ck.train_config,
+        ck.setting,
+        ck.state_dict,
+        step=ck.step,
+        history=ck.history,
+        meta=meta,
+        setting_config=ck.setting_config,
+    )
     print(f"wrote {dst} (step {ck.step}, {dst.stat().st_size / 1e6:.1f} MB); reproduce with: {command or '(unknown)'}")
     return 0

@@ -1,4 +1,5 @@
 """``compare import-authors``: turn one of the paper's released ``.pth`` files into a checkpoint."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,13 +1,13 @@
 """``compare train``: train a model from a preset, with optional overrides; resumes from last.pt."""
-from __future__ import annotations
 
-from algos.errors import InputError
+from __future__ import annotations
 
 import argparse
 import shlex
 import sys
 from pathlib import Path
 
+from algos.errors import InputError
 from model.config import PRESETS, get_preset, snapshot_steps, with_overrides
 
 __all__ = ["add_parser", "spec_from_args"]
@@ -47,8 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     t.add_argument("--compile", action="store_true", default=None)
     t.add_argument("--threads", type=int)
-    t.add_argument("--snapshots", metavar="STEPS", help="weight-only copies in OUT/snapshots/ at these steps: "
-                   '"200,500,1000" or "log:40" (40 log-spaced steps); for `compare trajectory`')
+    t.add_argument(
+        "--snapshots",
+        metavar="STEPS",
+        help="weight-only copies in OUT/snapshots/ at these steps: "
+        '"200,500,1000" or "log:40" (40 log-spaced steps); for `compare trajectory`',
+    )
     p.set_defaults(func=run)
 
 
@@ -58,27 +62,54 @@ def spec_from_args(args: argparse.Namespace):
 
     preset = get_preset(args.preset)
     setting = with_overrides(
-        preset.setting, p=args.p, n_base_tasks=args.n_base_tasks, n_random_tasks=args.n_random_tasks,
-        alpha=args.alpha, task_seed=args.task_seed, split_seed=args.split_seed, convention=args.convention,
+        preset.setting,
+        p=args.p,
+        n_base_tasks=args.n_base_tasks,
+        n_random_tasks=args.n_random_tasks,
+        alpha=args.alpha,
+        task_seed=args.task_seed,
+        split_seed=args.split_seed,
+        convention=args.convention,
     )
     p = setting.p
     model = with_overrides(
-        preset.model, p=p, vocab_size=args.p,  # a new p gets its own vocabulary; else the preset's
-        d_model=args.d_model, n_head=args.n_head, n_layer=args.n_layer, n_examples=args.n_examples,
+        preset.model,
+        p=p,
+        vocab_size=args.p,  # a new p gets its own vocabulary; else the preset's
+        d_model=args.d_model,
+        n_head=args.n_head,
+        n_layer=args.n_layer,
+        n_examples=args.n_examples,
     )
     train = with_overrides(
-        preset.train, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-        weight_decay=args.weight_decay, seed=args.seed, eval_every=args.eval_every,
-        eval_sequences=args.eval_sequences, save_every=args.save_every, precision=args.precision,
-        compile=args.compile, threads=args.threads,
+        preset.train,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        eval_sequences=args.eval_sequences,
+        save_every=args.save_every,
+        precision=args.precision,
+        compile=args.compile,
+        threads=args.threads,
     )
     if getattr(args, "snapshots", None):
         train = with_overrides(train, snapshots=snapshot_steps(args.snapshots, train.steps))
     argv = getattr(args, "argv", None) or sys.argv[1:]
     return RunSpec(
-        model=model, train=train, setting=setting, out_dir=Path(args.out), device=args.device,
-        resume=not args.no_resume, progress=not args.no_progress,
-        command="compare " + shlex.join(argv), preset=preset.name, stop_at=args.stop_at,
+        model=model,
+        train=train,
+        setting=setting,
+        out_dir=Path(args.out),
+        device=args.device,
+        resume=not args.no_resume,
+        progress=not args.no_progress,
+        command="compare " + shlex.join(argv),
+        preset=preset.name,
+        stop_at=args.stop_at,
     )
 
 
@@ -90,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
     if ck is not None:
         acc = ck.meta.get("final_accuracy", {})
         name = "final.pt" if ck.step >= spec.train.steps else "last.pt"
-        print(f"wrote {spec.out_dir}/{name} (step {ck.step}); accuracy: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+        print(
+            f"wrote {spec.out_dir}/{name} (step {ck.step}); accuracy: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
+        )
     return 0
 
 
@@ -105,16 +138,55 @@ def reproduce_argv(ck, out: str = "runs/reproduce") -> list[str]:
     if s is None:
         raise InputError(f"{ck.path}: no setting config stored; cannot write a reproducing command")
     argv = [
-        "train", "--preset", "smoke", "--out", out,
-        "--p", str(s.p), "--base-tasks", str(s.n_base_tasks), "--random-tasks", str(s.n_random_tasks),
-        "--alpha", f"{s.alpha:g}", "--task-seed", str(s.task_seed), "--split-seed", str(s.split_seed),
-        "--convention", s.convention,
-        "--d-model", str(m.d_model), "--n-head", str(m.n_head), "--n-layer", str(m.n_layer),
-        "--n-examples", str(m.n_examples),
-        "--steps", str(t.steps), "--batch-size", str(t.batch_size), "--lr", f"{t.lr:g}",
-        "--warmup-steps", str(t.warmup_steps), "--weight-decay", f"{t.weight_decay:g}", "--seed", str(t.seed),
-        "--eval-every", str(t.eval_every), "--eval-sequences", str(t.eval_sequences),
-        "--save-every", str(t.save_every), "--precision", t.precision, "--threads", str(t.threads),
+        "train",
+        "--preset",
+        "smoke",
+        "--out",
+        out,
+        "--p",
+        str(s.p),
+        "--base-tasks",
+        str(s.n_base_tasks),
+        "--random-tasks",
+        str(s.n_random_tasks),
+        "--alpha",
+        f"{s.alpha:g}",
+        "--task-seed",
+        str(s.task_seed),
+        "--split-seed",
+        str(s.split_seed),
+        "--convention",
+        s.convention,
+        "--d-model",
+        str(m.d_model),
+        "--n-head",
+        str(m.n_head),
+        "--n-layer",
+        str(m.n_layer),
+        "--n-examples",
+        str(m.n_examples),
+        "--steps",
+        str(t.steps),
+        "--batch-size",
+        str(t.batch_size),
+        "--lr",
+        f"{t.lr:g}",
+        "--warmup-steps",
+        str(t.warmup_steps),
+        "--weight-decay",
+        f"{t.weight_decay:g}",
+        "--seed",
+        str(t.seed),
+        "--eval-every",
+        str(t.eval_every),
+        "--eval-sequences",
+        str(t.eval_sequences),
+        "--save-every",
+        str(t.save_every),
+        "--precision",
+        t.precision,
+        "--threads",
+        str(t.threads),
     ]
     if ck.step < t.steps:
         argv += ["--stop-at", str(ck.step)]

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
