@@ -5,8 +5,11 @@ per residue, no separators). The model predicts z_i from the position of y_i, so
 target at position 3i+1 is z_i and every other position is masked (-100).
 
 Batches are a pure function of (seed, step): each step reseeds a generator, so resuming
-from a checkpoint replays exactly the data an uninterrupted run would have seen, and
-every data-parallel rank can build the same global batch and keep its own slice.
+from a checkpoint replays exactly the data an uninterrupted run would have seen. Every
+data-parallel rank draws the step's random numbers (cheap) but builds only its own slice
+of the global batch (the sorting that picks each sequence's inputs is most of the cost),
+so a rank's work falls with the number of ranks and the slices still join into the one
+global batch.
 """
 
 from __future__ import annotations
@@ -51,15 +54,36 @@ def sample_examples(
     Inputs of one sequence are distinct when m >= n_examples (drawn with replacement
     otherwise).
     """
-    T, m = tasks.shape[0], inputs.shape[0]
-    B = T * per_task
+    draws = _draw(tasks.shape[0] * per_task, inputs.shape[0], n_examples, generator)
+    return _examples(p, tasks, inputs, per_task, n_examples, draws, torch.arange(tasks.shape[0] * per_task))
+
+
+def _draw(B: int, m: int, n_examples: int, generator: torch.Generator) -> torch.Tensor:
+    """The random numbers of :func:`sample_examples` for B rows, in the generator's order:
+    sort keys (B, m) when inputs are drawn without replacement, else indices (B, n)."""
     if m >= n_examples:
-        pick = torch.rand(B, m, generator=generator).argsort(dim=1)[:, :n_examples]  # (B, n)
+        return torch.rand(B, m, generator=generator)
+    return torch.randint(0, m, (B, n_examples), generator=generator)
+
+
+def _examples(
+    p: int,
+    tasks: torch.Tensor,
+    inputs: torch.Tensor,
+    per_task: int,
+    n_examples: int,
+    draws: torch.Tensor,
+    rows: torch.Tensor,
+) -> torch.Tensor:
+    """The examples (len(rows), n, 3) of task-major rows ``rows`` from their draws: only those
+    rows are sorted, so a rank that keeps a slice of the batch pays for its slice only."""
+    if inputs.shape[0] >= n_examples:
+        pick = draws[rows].argsort(dim=1)[:, :n_examples]  # (b, n): the n smallest keys of each row
     else:
-        pick = torch.randint(0, m, (B, n_examples), generator=generator)
-    xy = inputs[pick]  # (B, n, 2)
-    ab = tasks.repeat_interleave(per_task, dim=0)  # (B, 2)
-    z = (xy * ab[:, None, :]).sum(-1) % p  # (B, n)
+        pick = draws[rows]
+    xy = inputs[pick]  # (b, n, 2)
+    ab = tasks[torch.div(rows, per_task, rounding_mode="floor")]  # (b, 2): row r holds task r // per_task
+    z = (xy * ab[:, None, :]).sum(-1) % p  # (b, n)
     return torch.cat([xy, z[..., None]], dim=-1)
 
 
@@ -90,10 +114,12 @@ class TrainBatches:
         if self.batch_size % world:
             raise InputError(f"batch_size {self.batch_size} is not divisible by world size {world}")
         g = torch.Generator().manual_seed(_mix(self.seed, step))
-        ex = sample_examples(self.setting.p, self._tasks, self._inputs, self.per_task, self.n_examples, g)
-        ex = ex[torch.randperm(ex.shape[0], generator=g)]  # mix tasks within the batch
-        local = self.batch_size // world
-        ex = ex[rank * local : (rank + 1) * local]
+        B = self.batch_size
+        draws = _draw(B, self._inputs.shape[0], self.n_examples, g)  # every rank draws the whole stream ...
+        order = torch.randperm(B, generator=g)  # ... and the same shuffle that mixes tasks within the batch
+        local = B // world
+        rows = order[rank * local : (rank + 1) * local]  # the task-major rows this rank keeps, in batch order
+        ex = _examples(self.setting.p, self._tasks, self._inputs, self.per_task, self.n_examples, draws, rows)
         return encode(ex), loss_targets(ex)
 
 
