@@ -57,6 +57,16 @@ CUDA_BATCH_SHARE = 0.25
 CPU_MAX_PREFIXES = 64
 
 
+class _QueryPlan(NamedTuple):
+    """A query grid's derived tensors on the device: distinct x tokens (nx,), queries per x
+    (nx,), each query's x index (q,), each query's y token (q,)."""
+
+    xs: torch.Tensor
+    x_counts: torch.Tensor
+    x_index: torch.Tensor
+    ys: torch.Tensor
+
+
 class ModelPredictor(Predictor):
     """Predictions of a trained checkpoint. ``batch_prefixes`` bounds memory per call.
 
@@ -67,6 +77,14 @@ class ModelPredictor(Predictor):
     on CUDA and fp32 on CPU (:func:`model.device.autocast`).
     ``net`` shares an already built network of this checkpoint (on ``device``) instead of
     building one, e.g. between the ablated copies of one model.
+
+    On CUDA the estimate is only a start: the first grid batch's measured peak memory
+    calibrates it (:attr:`memory_factor`), an out-of-memory error halves the batch and
+    retries, and the query grid's derived tensors stay on the device between calls.
+    ``batch_sequences`` (default: on CUDA) asks the engine to hand over the prefixes of
+    every example sequence of a k in one call, so a paper-scale run makes one model call
+    per (task chunk, k) instead of one per (task chunk, sequence, k); on CPU the calls
+    stay as they are, so CPU results are unchanged bit for bit.
     """
 
     name = "model"
@@ -79,6 +97,7 @@ class ModelPredictor(Predictor):
         batch_prefixes: int | None = 64,
         precision: str = "fp32",
         net: GPT | None = None,
+        batch_sequences: bool | None = None,
     ) -> None:
         super().__init__(ckpt.model_config.p)
         self.ckpt = ckpt
@@ -91,6 +110,12 @@ class ModelPredictor(Predictor):
             self._budget = int(free * CUDA_BATCH_SHARE)
         self.precision = precision
         self.max_k = ckpt.max_k
+        self.batch_sequences = self.device.type == "cuda" if batch_sequences is None else bool(batch_sequences)
+        #: measured peak bytes per prefix / the estimate (CUDA: set by the first grid batch)
+        self.memory_factor: float | None = None
+        #: grid-path statistics: model calls, prefixes, out-of-memory retries
+        self.stats = {"calls": 0, "prefixes": 0, "oom_retries": 0}
+        self._plans: dict[tuple[int, bytes], _QueryPlan] = {}
 
     # ------------------------------------------------------------------ interface
     def predict(self, examples: np.ndarray, queries: np.ndarray) -> Prediction:
@@ -117,19 +142,69 @@ class ModelPredictor(Predictor):
         self._check_k(ex.shape[1])
         probs = np.empty((ex.shape[0], q.shape[0], self.p), dtype=np.float32)
         step = self.batch_for(ex.shape[1], q.shape[0])
-        for start in range(0, ex.shape[0], step):
+        self.stats["calls"] += 1
+        self.stats["prefixes"] += int(ex.shape[0])
+        start = 0
+        while start < ex.shape[0]:
             chunk = ex[start : start + step]
-            probs[start : start + len(chunk)] = self._grid_chunk(chunk, q)
+            try:
+                probs[start : start + len(chunk)] = self._measured_chunk(chunk, q)
+            except torch.cuda.OutOfMemoryError:  # a subclass of RuntimeError on every device
+                if step == 1:
+                    raise
+                step = max(1, step // 2)  # halve and retry; later calls start from the smaller size
+                self.batch_prefixes = step if self.batch_prefixes is not None else None
+                self._oom_cap = step
+                self.stats["oom_retries"] += 1
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            start += len(chunk)
         return Prediction(probs.argmax(-1).astype(np.int64), probs)
+
+    def _measured_chunk(self, chunk: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """:meth:`_grid_chunk`, calibrating the memory estimate on the first CUDA batch."""
+        if self.device.type != "cuda" or self.memory_factor is not None:
+            return self._grid_chunk(chunk, q)
+        torch.cuda.synchronize(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        out = self._grid_chunk(chunk, q)
+        peak = torch.cuda.max_memory_allocated(self.device) - base
+        self.memory_factor = max(1.0, peak / max(1, len(chunk) * self._estimate(chunk.shape[1], q.shape[0])))
+        return out
 
     def batch_for(self, k: int, n_queries: int) -> int:
         """Prefixes per grid batch at this k and number of queries (see the class docstring)."""
         if self.batch_prefixes is not None:
             return self.batch_prefixes
-        cfg = self.ckpt.model_config
-        per_prefix = 4 * n_queries * (12 * cfg.d_model + 2 * cfg.n_head * (3 * k + 2))
-        n = max(1, self._budget // per_prefix)
+        per_prefix = self._estimate(k, n_queries) * (self.memory_factor or 1.0)
+        n = max(1, int(self._budget // per_prefix))
+        n = min(n, getattr(self, "_oom_cap", n))
         return min(n, CPU_MAX_PREFIXES) if self.device.type == "cpu" else n
+
+    def _estimate(self, k: int, n_queries: int) -> int:
+        """Estimated activation bytes of one prefix's grid batch (before calibration)."""
+        cfg = self.ckpt.model_config
+        return 4 * n_queries * (12 * cfg.d_model + 2 * cfg.n_head * (3 * k + 2))
+
+    def _plan(self, queries: np.ndarray) -> _QueryPlan:
+        """The query grid's derived tensors, on the device, computed once per distinct grid."""
+        key = (queries.shape[0], queries.tobytes())
+        plan = self._plans.get(key)
+        if plan is None:
+            dev = self.device
+            xs, x_of = np.unique(queries[:, 0], return_inverse=True)  # distinct x tokens; query -> its x
+            plan = _QueryPlan(
+                xs=torch.as_tensor(xs, device=dev),
+                x_counts=torch.as_tensor(np.bincount(x_of, minlength=len(xs)), device=dev),
+                x_index=torch.as_tensor(x_of, device=dev),
+                ys=torch.as_tensor(queries[:, 1], device=dev),
+            )
+            if len(self._plans) > 8:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
     # ------------------------------------------------------------------ internals
     def _check_k(self, k: int) -> None:
@@ -158,9 +233,8 @@ class ModelPredictor(Predictor):
         B, k, _ = ex.shape
         T0 = 3 * k
         nq = queries.shape[0]
-        xs, x_of = np.unique(queries[:, 0], return_inverse=True)  # distinct x tokens; query -> its x
-        x_counts = torch.as_tensor(np.bincount(x_of, minlength=len(xs)), device=dev)  # queries per distinct x
-        x_index = torch.as_tensor(x_of, device=dev)
+        plan = self._plan(queries)
+        xs, x_counts, x_index = plan.xs, plan.x_counts, plan.x_index  # distinct x; queries per x; query -> x
         stages = {
             "prefix": GridStage("prefix", k, 0, nq, None),
             "x": GridStage("x", k, T0, nq, x_counts),
@@ -185,7 +259,7 @@ class ModelPredictor(Predictor):
                 h = block_step(i, block, h, z, stages["prefix"])
                 cache.append((kh, vh))
             # 2. each distinct x token at position T0, against the prefix and itself
-            hx = net.wte(torch.as_tensor(xs, device=dev)).expand(B, -1, -1)  # (B, nx, C)
+            hx = net.wte(xs).expand(B, -1, -1)  # (B, nx, C)
             x_cache = []
             for i, (block, (kp, vp)) in enumerate(zip(net.block_list, cache, strict=True)):
                 qx, kx, vx = block.attn.project(block.ln_1(hx), torch.full((len(xs),), T0, device=dev))
@@ -193,7 +267,7 @@ class ModelPredictor(Predictor):
                 hx = block_step(i, block, hx, z, stages["x"])
                 x_cache.append((kx, vx))
             # 3. every query's y token at T0 + 1, against prefix, its x token and itself
-            hy = net.wte(torch.as_tensor(queries[:, 1], device=dev)).expand(B, -1, -1)  # (B, q, C)
+            hy = net.wte(plan.ys).expand(B, -1, -1)  # (B, q, C)
             for i, (block, (kp, vp), (kx, vx)) in enumerate(zip(net.block_list, cache, x_cache, strict=True)):
                 qy, ky, vy = block.attn.project(block.ln_1(hy), torch.full((nq,), T0 + 1, device=dev))
                 z = _attend(qy, kp, vp, [kx[:, :, x_index], ky], [vx[:, :, x_index], vy])

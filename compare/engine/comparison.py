@@ -44,7 +44,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from algos.prompts import make_examples, query_grid
-from algos.solvers.base import Predictor
+from algos.solvers.base import Prediction, Predictor
 from algos.tasks import TaskSetting, task_labels
 from compare.engine.grid import task_splits
 
@@ -230,15 +230,29 @@ def _stream(setting: TaskSetting, tasks: np.ndarray, sequences: np.ndarray, ks: 
         p_true = np.full(shape, np.nan, dtype=np.float32)
         metrics = {(m, r.name): np.full(shape, np.nan, dtype=np.float32) for r in dist_refs for m in DIST_METRICS}
         z = task_labels(p, ctasks, grid)  # (n, q)
+        # a subject that prefers large batches (the model on a GPU) gets every sequence's
+        # prefixes of one k in a single call; its per-sequence answers are then read from that
+        ahead: dict[int, Prediction] = {}
+        if getattr(subject, "batch_sequences", False) and n_s > 1:
+            for ki, k in enumerate(ks):
+                stacked = np.concatenate(
+                    [_prefixes(p, ctasks, sequences[s], k, label_offsets, sl, s) for s in range(n_s)]
+                )  # (n_s * n, k, 3), sequence-major
+                t0 = time.perf_counter()
+                ahead[ki] = subject.predict_grid(stacked, grid)
+                timings[subject.name] += time.perf_counter() - t0
         for s in range(n_s):
             for ki, k in enumerate(ks):
-                examples = make_examples(p, ctasks, sequences[s], k)  # (n, k, 3)
-                if label_offsets is not None:
-                    examples[..., 2] = (examples[..., 2] + label_offsets[sl, s, :k]) % p
+                examples = _prefixes(p, ctasks, sequences[s], k, label_offsets, sl, s)  # (n, k, 3)
                 subj_probs = None
                 for pr in predictors:
                     t0 = time.perf_counter()
-                    out = pr.predict_grid(examples, grid)
+                    if pr is subject and ki in ahead:
+                        both = ahead[ki]
+                        rows = slice(s * n, (s + 1) * n)
+                        out = Prediction(both.pred[rows], None if both.probs is None else both.probs[rows])
+                    else:
+                        out = pr.predict_grid(examples, grid)
                     timings[pr.name] += time.perf_counter() - t0
                     pp = np.asarray(out.pred)
                     probs = None if out.probs is None else np.asarray(out.probs)
@@ -268,6 +282,15 @@ def _stream(setting: TaskSetting, tasks: np.ndarray, sequences: np.ndarray, ks: 
                 wrong = np.stack([(off[:, :k] != 0).sum(-1) for k in ks], axis=-1)  # (n_s, n_k)
                 cells["n_wrong"] = np.broadcast_to(wrong[..., None], (n_s, n_k, q)).reshape(-1).astype(np.int16)
             yield i0 + j, cells
+
+
+def _prefixes(p: int, tasks: np.ndarray, sequence: np.ndarray, k: int, label_offsets: np.ndarray | None,
+              rows: slice, s: int) -> np.ndarray:
+    """The k-shot prefixes (n, k, 3) of ``tasks`` on one example sequence, with label noise."""
+    examples = make_examples(p, tasks, sequence, k)
+    if label_offsets is not None:
+        examples[..., 2] = (examples[..., 2] + label_offsets[rows, s, :k]) % p
+    return examples
 
 
 def _entropy(m: np.ndarray) -> np.ndarray:
