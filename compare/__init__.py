@@ -39,6 +39,10 @@ __all__ = [
     "TrajectoryResult",
     "inspect_checkpoint",
     "InspectResult",
+    "patch",
+    "PatchResult",
+    "lens",
+    "LensResult",
     "UsageError",
     "InputError",
 ]
@@ -57,6 +61,10 @@ _WHERE = {
     "TrajectoryResult": "compare.api.trajectory",
     "inspect_checkpoint": "compare.api.inspection",
     "InspectResult": "compare.api.inspection",
+    "patch": "compare.api.patching",
+    "PatchResult": "compare.api.patching",
+    "lens": "compare.api.lens",
+    "LensResult": "compare.api.lens",
     "UsageError": "compare.errors",
     "InputError": "compare.errors",
 }
@@ -66,6 +74,8 @@ if TYPE_CHECKING:
     from compare.api.comparison import compare_checkpoint
     from compare.api.inputs import comparison_inputs, load, solvers
     from compare.api.inspection import InspectResult, inspect_checkpoint
+    from compare.api.lens import LensResult, lens
+    from compare.api.patching import PatchResult, patch
     from compare.api.report import open_report, rebuild_report
     from compare.api.result import ComparisonResult
     from compare.api.trajectory import TrajectoryResult, trajectory

@@ -20,6 +20,8 @@ _COMMANDS = (
     "compare.cli.report",
     "compare.cli.inspect",
     "compare.cli.ablate",
+    "compare.cli.patch",
+    "compare.cli.lens",
     "compare.cli.trajectory",
     "compare.cli.tasks",
     "model.commands.train",
