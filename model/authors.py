@@ -264,7 +264,7 @@ def parse_authors_filename(name: str | os.PathLike) -> AuthorsRun:
             )
         groups.update(m.groupdict())
         pos = m.end()
-    g = {k: "" if v is None else v for k, v in groups.items()}  # every field's pattern has its group
+    g = {k: "" if v is None else v for k, v in groups.items()}  # "" for the optional fields left out
     return AuthorsRun(
         file_name=base_name,
         dont_decay_embd=g["noembd"] == "True",
@@ -287,7 +287,7 @@ def parse_authors_filename(name: str | os.PathLike) -> AuthorsRun:
         data_seed=int(g["dI"]),
         optim=str(g["optim"]),
         batch_size=int(g["bs"]),
-        step=int(g["t"]) if g["t"] is not None else None,
+        step=int(g["t"]) if g["t"] else None,  # the step field is optional in the name
         steps=int(g["T"]),
         warmup_steps=int(g["Tw"]),
         lr=float(g["lr"]),
