@@ -1,0 +1,35 @@
+"""docs/gpu.md quotes the committed benchmark results it names."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = (ROOT / "docs" / "gpu.md").read_text()
+
+
+def _json(name: str) -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / name).read_text())
+
+
+def _in_doc(text: str) -> None:
+    assert text in " ".join(DOC.split()), f"docs/gpu.md does not say {text!r}"
+
+
+def test_bf16_flip_rate():
+    rate = _json("gpu_check_reduced_cpu.json")["parity"]["bf16_flip_rate"]
+    _in_doc(f"changes the answer of {100 * rate:.1f} % of the cells")
+
+
+def test_model_calls():
+    d = _json("model_calls.json")
+    b, s = d["batched"], d["per_sequence"]
+    _in_doc(f"{b['calls']} calls of {b['prefixes_per_call']:.0f} prefixes instead of {s['calls']:,} calls of one")
+    _in_doc(f"({b['total_seconds']:.1f} s against {s['total_seconds']:.1f} s there")
+    assert d["same_answers"] and d["max_abs_dp_true"] <= 3e-8
+
+
+def test_train_batches():
+    d = _json("train_batches.json")["per_world"]
+    _in_doc(f"takes {d['1']['rank0_ms']:.0f} ms with 1 rank and {d['8']['rank0_ms']:.1f} ms with 8")
+    assert all(row["bit_identical"] for row in d.values())
