@@ -189,6 +189,27 @@ FIGURES: list[tuple[str, str, list[Fig]]] = [
                 ],
             ),
             (
+                "o.o.d. logit-lens accuracy at k = 8 after blocks 0, 1, 2, 3: {}, {}, {}, {}; the last MLP's direct logit "
+                "attribution to the answer {}",
+                [
+                    Fig(
+                        "reports/d4-lens/lens.csv",
+                        (("layer", layer), ("split", "ood"), ("k", 8), ("predictor", "model")),
+                        "accuracy",
+                        "%1",
+                    )
+                    for layer in range(4)
+                ]
+                + [
+                    Fig(
+                        "reports/d4-lens/dla.csv",
+                        (("split", "ood"), ("k", 8), ("algorithm", "model"), ("component", "L3mlp")),
+                        "dla_vs_mean",
+                        ".2f",
+                    )
+                ],
+            ),
+            (
                 "depth 2 against depth 4 at p = 7, {} against {}; at p = 11 the depth-2 runs X and Y reach {} and {}, "
                 "`d4.pt` {}",
                 [
