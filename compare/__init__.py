@@ -43,6 +43,12 @@ __all__ = [
     "PatchResult",
     "lens",
     "LensResult",
+    "probe",
+    "ProbeResult",
+    "mixture",
+    "mixture_trajectory",
+    "MixtureResult",
+    "export_transformer_lens",
     "UsageError",
     "InputError",
 ]
@@ -65,6 +71,12 @@ _WHERE = {
     "PatchResult": "compare.api.patching",
     "lens": "compare.api.lens",
     "LensResult": "compare.api.lens",
+    "probe": "compare.api.probes",
+    "ProbeResult": "compare.api.probes",
+    "mixture": "compare.api.mixture",
+    "mixture_trajectory": "compare.api.mixture",
+    "MixtureResult": "compare.api.mixture",
+    "export_transformer_lens": "model.transformer_lens",
     "UsageError": "compare.errors",
     "InputError": "compare.errors",
 }
@@ -75,11 +87,14 @@ if TYPE_CHECKING:
     from compare.api.inputs import comparison_inputs, load, solvers
     from compare.api.inspection import InspectResult, inspect_checkpoint
     from compare.api.lens import LensResult, lens
+    from compare.api.mixture import MixtureResult, mixture, mixture_trajectory
     from compare.api.patching import PatchResult, patch
+    from compare.api.probes import ProbeResult, probe
     from compare.api.report import open_report, rebuild_report
     from compare.api.result import ComparisonResult
     from compare.api.trajectory import TrajectoryResult, trajectory
     from compare.errors import InputError, UsageError
+    from model.transformer_lens import export_transformer_lens
 
 
 def __getattr__(name: str) -> Any:

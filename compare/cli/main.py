@@ -22,12 +22,15 @@ _COMMANDS = (
     "compare.cli.ablate",
     "compare.cli.patch",
     "compare.cli.lens",
+    "compare.cli.probe",
+    "compare.cli.mixture",
     "compare.cli.trajectory",
     "compare.cli.tasks",
     "model.commands.train",
     "compare.cli.sweep",
     "compare.cli.runs",
     "model.commands.export",
+    "compare.cli.export_tl",
     "model.commands.import_authors",
 )
 
