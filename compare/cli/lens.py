@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.lens import lens as api_lens
 from compare.cli.run import add_input_arguments, set_threads
 
 __all__ = ["add_parser", "lens"]
@@ -42,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def lens(args: argparse.Namespace) -> int:
     """Handler of ``compare lens``: the flags to :func:`compare.lens`, the report, a summary line."""
+    from compare.api.lens import lens as api_lens
+
     t_start = time.perf_counter()
     if args.threads is not None:
         set_threads(args.threads)

@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.mixture import mixture as api_mixture
-from compare.api.mixture import mixture_trajectory
 from compare.cli.run import set_threads
 from compare.engine.mixture import EPSILON
 from compare.errors import UsageError
@@ -60,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def mixture(args: argparse.Namespace) -> int:
     """Handler of ``compare mixture``: the flags to :func:`compare.mixture` or
     :func:`compare.mixture_trajectory`, the report, a summary line."""
+    from compare.api.mixture import mixture as api_mixture
+    from compare.api.mixture import mixture_trajectory
+
     t_start = time.perf_counter()
     if args.threads is not None:
         set_threads(args.threads)

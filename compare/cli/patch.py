@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.patching import patch as api_patch
 from compare.cli.run import set_threads
 from compare.engine.patching import DESIGNS, POSITIONS
 
@@ -60,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def patch(args: argparse.Namespace) -> int:
     """Handler of ``compare patch``: the flags to :func:`compare.patch`, the report, a summary line."""
+    from compare.api.patching import patch as api_patch
+
     t_start = time.perf_counter()
     if args.threads is not None:
         set_threads(args.threads)

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.probes import probe as api_probe
 from compare.cli.run import set_threads
 
 __all__ = ["add_parser", "probe"]
@@ -59,6 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def probe(args: argparse.Namespace) -> int:
     """Handler of ``compare probe``: the flags to :func:`compare.probe`, the report, a summary line."""
+    from compare.api.probes import probe as api_probe
+
     t_start = time.perf_counter()
     if args.threads is not None:
         set_threads(args.threads)
