@@ -29,11 +29,26 @@ import numpy as np
 from algos.errors import InputError
 from algos.field import check_prime
 
-__all__ = ["TaskSetting", "task_labels", "line_multiples_in", "same_line_counts", "SETTING_FORMAT"]
+__all__ = ["TaskSetting", "task_labels", "line_multiples_in", "same_line_counts", "SETTING_FORMAT", "MAX_P",
+           "check_supported_p"]
 
 SETTING_FORMAT = 1
+#: The largest p a task setting is built for (the largest prime below 1024). A setting holds
+#: the order of all p^2 inputs and draws from all p^2 tasks; at p = 1021 that is about a
+#: million of each (some 400 MB and a few seconds); p = 1000003 would need terabytes.
+MAX_P = 1021
 _MAX_PARTNER_TRIES = 1000
 _MAX_RESEEDS = 50
+
+
+def check_supported_p(p: int) -> int:
+    """``p`` when it is at most :data:`MAX_P`; one line (:class:`InputError`) before any p^2 allocation otherwise."""
+    if p > MAX_P:
+        raise InputError(
+            f"p = {p} is beyond what the suite supports (p <= {MAX_P}): a task setting holds all p^2 = {p * p:,} "
+            "inputs and tasks, which would not fit in memory"
+        )
+    return p
 
 
 def task_labels(p: int, tasks: np.ndarray, inputs: np.ndarray) -> np.ndarray:
@@ -119,7 +134,7 @@ class TaskSetting:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        p = check_prime(self.p)
+        p = check_supported_p(check_prime(self.p))
         object.__setattr__(self, "pretrain_tasks", _as_pairs(self.pretrain_tasks, p, "pretrain_tasks"))
         object.__setattr__(self, "ood_tasks", _as_pairs(self.ood_tasks, p, "ood_tasks"))
         if set(self.pretrain_tasks) & set(self.ood_tasks):
@@ -149,7 +164,7 @@ class TaskSetting:
         whole draw is repeated from the next derived stream (at most 50 times), so a
         given seed always yields the same set.
         """
-        p = check_prime(p)
+        p = check_supported_p(check_prime(p))
         _check_alpha(alpha)
         if n_base_tasks < 0 or n_random_tasks < 0:
             raise InputError("n_base_tasks and n_random_tasks must be >= 0")
@@ -213,7 +228,7 @@ class TaskSetting:
         then to a multiple of 8, as that script does); legacy ``np.random.seed(split_seed)``
         with ``np.random.shuffle`` orders the inputs.
         """
-        p = check_prime(p)
+        p = check_supported_p(check_prime(p))
         _check_alpha(alpha)
         if 4 * n_base_tasks + n_random_tasks > p * p:
             raise InputError(f"{4 * n_base_tasks + n_random_tasks} tasks requested but Z_{p}^2 has {p * p}")

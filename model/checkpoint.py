@@ -23,7 +23,10 @@ import io
 import json
 import os
 import pickle
-import tempfile
+import re
+import shutil
+import socket
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +49,11 @@ __all__ = [
     "bundled_dir",
     "atomic_torch_save",
     "read_torch_file",
+    "check_finite",
+    "check_output_path",
+    "temp_path",
+    "remove_stale_temporaries",
+    "LEASE_S",
 ]
 
 FORMAT_VERSION = 1
@@ -162,18 +170,86 @@ def _plain(obj: Any) -> Any:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+
+    The temporary carries this host's and process's identity (:func:`temp_path`); an OS
+    error is one :class:`InputError` naming ``path``, never the temporary."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder (give the path of the .pt file to write)")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(path)
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+# ---------------------------------------------------------------------- temporaries
+#: A temporary of any host older than this (seconds since its last write) is abandoned.
+LEASE_S = 6 * 3600.0
+_LEGACY_AGE_S = 3600.0
+_TMP = re.compile(r"^\.(?P<name>.+?)\.(?:tmp|old)-h(?P<host>[0-9a-f]{8})-p(?P<pid>\d+)-.+$")
+_LEGACY_TMP = re.compile(r"^\.(?P<name>.+?\.(?:pt|jsonl|png))\.(?:[A-Za-z0-9_]{8}\.tmp|tmp)$|^\.write-test$")
+
+
+def _host_id() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """``.<name>.tmp-h<host>-p<pid>-<random>`` beside ``path``: the naming of every temporary the
+    suite writes (the same as ``compare.storage.temps``), so the next command on the folder
+    knows whose it is."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-h{_host_id()}-p{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid > 0
+    return pid > 0
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, lease_s: float = LEASE_S) -> list[Path]:
+    """Remove the temporaries in ``folder`` that a killed or long-gone writer left: this host's
+    whose process is gone, any host's older than ``lease_s``, and those of earlier versions
+    (no identity) older than an hour. A live writer on another host is never touched."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    done = []
+    now = time.time()
+    for path in sorted(folder.iterdir()):
+        m = _TMP.match(path.name)
+        try:
+            age = now - path.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        if m:
+            stale = age > lease_s or (m["host"] == _host_id() and not _alive(int(m["pid"])))
+        else:
+            stale = bool(_LEGACY_TMP.match(path.name)) and age > _LEGACY_AGE_S
+        if stale:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            done.append(path)
+    return done
 
 
 def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_location: str = "cpu") -> tuple[Any, str]:
@@ -219,6 +295,42 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_locat
     return blob, hashlib.sha256(data).hexdigest()
 
 
+def check_output_path(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """A checkpoint path a command may write: not a folder, and when a file is there, one this
+    suite wrote (a checkpoint of its format); one line (:class:`InputError`) otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(
+            f"{flag} {path} is a folder; give the path of the .pt file to write (e.g. {path / 'model.pt'})"
+        )
+    if path.exists() or path.is_symlink():
+        try:
+            blob, _ = read_torch_file(path)
+            ours = isinstance(blob, dict) and blob.get("kind") == KIND
+        except CheckpointError:
+            ours = False
+        if not ours:
+            raise InputError(
+                f"{flag} {path} exists and is not an icl-modgrok checkpoint; choose another path "
+                "(no command writes over a file the suite did not write)"
+            )
+    return path
+
+
+def check_finite(state_dict: dict[str, Any], path: Path | str | None = None) -> None:
+    """Refuse weights holding NaN or infinity (a run that diverged): one
+    :class:`CheckpointError` naming the first such tensor."""
+    for name, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
+            if not bool(torch.isfinite(value).all()):
+                bad = int((~torch.isfinite(value)).sum())
+                where = f"{path}: " if path is not None else ""
+                raise CheckpointError(
+                    f"{where}weights hold non-finite values ({bad} NaN or infinite in {name}): the run that "
+                    "wrote it diverged; use an earlier checkpoint"
+                )
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Checkpoint:
     """Load and validate a checkpoint; every failure is a :class:`CheckpointError` naming the file."""
     path = Path(path)
@@ -255,6 +367,7 @@ def _from_blob(blob: Any, path: Path, sha: str) -> Checkpoint:
         raise CheckpointError(f"{path}: malformed checkpoint ({exc})") from None
     if model_config.p != setting.p:
         raise CheckpointError(f"{path}: model p={model_config.p} but task setting p={setting.p}")
+    check_finite(state_dict, path)
     return Checkpoint(
         path=path,
         model_config=model_config,

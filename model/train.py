@@ -9,34 +9,81 @@ One run writes to one folder:
 
 Resuming replays exactly what an uninterrupted run would do: batches are a pure
 function of (seed, step), and the optimizer state and schedule position come from
-``last.pt``. Under ``torchrun`` every rank builds the same global batch and trains on
-its slice; gradients are averaged, so the result matches one process.
+``last.pt``. Resuming with another configuration is refused, naming the fields that differ
+(only ``--stop-at`` and the thread count may change between invocations). Under
+``torchrun`` every rank builds the same global batch and trains on its slice; gradients are
+averaged, so the result matches one process.
+
+Safety: one run at a time per folder (an advisory lock); a folder that is not empty and
+holds no training run is refused; the loss and gradient norm are checked for finiteness and
+the weights before every save, so a run that diverges stops with one line naming the step
+(:class:`TrainingDiverged`) and never writes a non-finite ``last.pt``/``best.pt``/``final.pt``
+or snapshot; stale temporaries of killed writers are removed when a run starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from model.config import ModelConfig, SettingConfig, TrainConfig
+from algos.errors import InputError
+from model.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    temp_path,
+)
+from model.config import ModelConfig, SettingConfig, TrainConfig, to_dict
 from model.data import TrainBatches, encode, eval_batches
 from model.device import DistInfo, autocast, init_distributed, maybe_compile, shutdown_distributed
 from model.gpt import GPT
 
-__all__ = ["lr_at", "evaluate", "RunSpec", "train", "data_parallel", "accumulate_step_gradients"]
+__all__ = [
+    "lr_at",
+    "evaluate",
+    "RunSpec",
+    "train",
+    "data_parallel",
+    "accumulate_step_gradients",
+    "TrainingDiverged",
+    "config_differences",
+    "RUN_FILES",
+    "RESUMABLE_CHANGES",
+]
 
 EVAL_SETS = ("id_train", "id_test", "ood_train", "ood_test")
 SNAPSHOT_DIR = "snapshots"  # run folder subdirectory of the weight-only snapshots
+#: What a training run writes in its folder (anything else there is the user's and left alone).
+RUN_FILES = frozenset({"last.pt", "best.pt", "final.pt", "metrics.jsonl", "curves.png", SNAPSHOT_DIR})
+#: Training fields that may differ when a run resumes: they change neither the weights nor the record.
+RESUMABLE_CHANGES = frozenset({"threads"})
+
+
+class TrainingDiverged(InputError):
+    """The loss or the gradients became NaN or infinite: training stops, nothing non-finite is saved."""
+
+
+def config_differences(saved: Any, wanted: Any, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """``"lr 0.001 -> 0.5"`` for each field of two configs of one dataclass that differs."""
+    a, b = to_dict(saved), to_dict(wanted)
+    return [
+        f"{f.name} {a.get(f.name)!r} -> {b.get(f.name)!r}"
+        for f in fields(wanted)
+        if f.name not in ignore and a.get(f.name) != b.get(f.name)
+    ]
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -114,14 +161,67 @@ def train(spec: RunSpec) -> Checkpoint | None:
         shutdown_distributed()
 
 
-def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | None:
-    cfg, mcfg = spec.train, spec.model
-    out = Path(spec.out_dir)
-    if info.is_main:
+def _prepare_out(out: Path) -> None:
+    """The run folder exists, is writable and is a training run's (or empty); one line otherwise."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder (a training run writes a folder)")
+    if out.is_dir():
+        remove_stale_temporaries(out)
+        remove_stale_temporaries(out / SNAPSHOT_DIR)
+        present = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+        if present and not RUN_FILES & set(present):
+            shown = ", ".join(sorted(present)[:3]) + (", …" if len(present) > 3 else "")
+            raise InputError(
+                f"refusing to train into {out}: it is not empty and holds no training run ({shown}); "
+                "choose another --out"
+            )
+    try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = temp_path(out / "write-test")
         probe.write_text("ok")
         probe.unlink()
+    except OSError as exc:
+        raise InputError(f"cannot write the run folder {out}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path, held: bool) -> Iterator[None]:
+    """An advisory lock on the run folder: a second ``compare train`` on it is refused."""
+    if not held:
+        yield
+        return
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another `compare train` is writing {out}; wait for it or choose another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | None:
+    out = Path(spec.out_dir)
+    created = info.is_main and not out.exists()
+    if info.is_main:
+        _prepare_out(out)
+    try:
+        with _run_lock(out, info.is_main):
+            return _train_locked(spec, info, device)
+    except BaseException:
+        if created:  # a run that wrote nothing leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _train_locked(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | None:
+    cfg, mcfg = spec.train, spec.model
+    out = Path(spec.out_dir)
     if cfg.threads and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
     setting = spec.setting.build()
@@ -141,13 +241,22 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
     last = out / "last.pt"
     if spec.resume and last.exists():
         ck = load_checkpoint(last)
+        differ = []
         if ck.setting.fingerprint() != setting.fingerprint():
-            raise ValueError(f"{last}: task setting differs from this run's; use another --out or --no-resume")
-        if ck.model_config != mcfg:
-            raise ValueError(f"{last}: model config differs from this run's; use another --out or --no-resume")
+            saved = ck.setting_config
+            differ += config_differences(saved, spec.setting) if saved is not None else ["task setting"]
+            differ = differ or ["task setting"]
+        differ += config_differences(ck.model_config, mcfg)
+        differ += config_differences(ck.train_config, cfg, RESUMABLE_CHANGES)
+        if differ:
+            raise InputError(
+                f"{last} was written with another configuration ({'; '.join(differ)}); rerun with the flags it "
+                "was started with (only --stop-at and --threads may change), pass --no-resume to start over, "
+                "or choose another --out"
+            )
         net.load_state_dict(ck.state_dict)
         if ck.trainer is None:
-            raise ValueError(f"{last}: no trainer state to resume from")
+            raise InputError(f"{last}: no trainer state to resume from (a release copy?); pass --no-resume")
         opt.load_state_dict(ck.trainer["optimizer"])
         step, history = ck.step, ck.history
         wall = float(ck.meta.get("wall_clock_seconds", 0.0))
@@ -219,19 +328,64 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
     net.train()
     t0 = time.perf_counter()
     end = cfg.steps if spec.stop_at is None else min(cfg.steps, spec.stop_at)
+    pending: list[tuple[int, torch.Tensor]] = []  # (step, loss or gradient not finite), checked in batches
+    every_step = device.type == "cpu" and not info.active  # no device sync to avoid: check each step
+    checked = {"step": step, "saved": step if last.exists() and spec.resume else None}
+
+    def ensure_finite() -> None:
+        """Stop (one line) when a loss, gradient norm or weight since the last check is not finite."""
+        first = None
+        if pending:
+            flags = torch.stack([f for _, f in pending]).nonzero()
+            if flags.numel():
+                first = pending[int(flags[0, 0])][0]
+            pending.clear()
+        weights_ok = bool(torch.stack([torch.isfinite(w).all() for w in net.parameters()]).all())
+        bad = first is not None or not weights_ok
+        if info.active:  # every rank stops at the same step
+            flag = torch.tensor([1.0 if bad else 0.0], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            bad = bool(flag.item() > 0)
+        if bad:
+            if bar is not None:
+                bar.close()
+            if first is not None:
+                where = f"the loss became non-finite at step {first}"
+            elif checked["step"] == step - 1:
+                where = f"the weights became non-finite at step {step}"
+            else:
+                where = f"the weights became non-finite between steps {checked['step']} and {step}"
+            if checked["saved"] is not None:
+                kept = f"{last} keeps step {checked['saved']}, the last finite state"
+            elif last.exists():
+                kept = f"{last} is left as it was"
+            else:
+                kept = "no checkpoint was written"
+            raise TrainingDiverged(
+                f"training diverged: {where} (lr {cfg.lr:g}); {kept}; lower --lr or raise --warmup-steps and "
+                "start again with --no-resume or another --out"
+            )
+        checked["step"] = step
+
     while step < end:
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
         loss = accumulate_step_gradients(model, batches, step, info, device, cfg.precision)
+        flag = ~torch.isfinite(loss.detach())
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            flag = flag | ~torch.isfinite(norm)
+        pending.append((step + 1, flag.reshape(())))
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         if bar is not None:
             bar.update(1)
         do_eval = step % cfg.eval_every == 0 or step == cfg.steps
+        saving = do_eval or step % cfg.save_every == 0 or step in snapshot_at or step == end
+        if every_step or saving:
+            ensure_finite()  # before any evaluation or save: nothing non-finite is ever written
         if do_eval or step % cfg.save_every == 0:
             wall += time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -258,6 +412,7 @@ def _train(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkpoint | 
             _barrier(info)
         if (do_eval or step % cfg.save_every == 0) and info.is_main:
             snapshot(last, with_trainer=True)
+            checked["saved"] = step
         if step in snapshot_at and info.is_main:
             save_snapshot(step)
     if bar is not None:
@@ -305,7 +460,7 @@ def _barrier(info: DistInfo) -> None:
 
 def _write_metrics(out: Path, history: list[dict]) -> None:
     """Rewrite metrics.jsonl and curves.png from the full history (atomic)."""
-    tmp = out / ".metrics.jsonl.tmp"
+    tmp = temp_path(out / "metrics.jsonl")
     tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
     os.replace(tmp, out / "metrics.jsonl")
     try:

@@ -54,14 +54,17 @@ class AblationResult:
     most_damaging: str | None
     figures: list[str] = field(default_factory=list)
 
-    def write_report(self, folder: str | Path) -> Path:
-        """Write ``ablation.csv``, the heatmaps, grid figures, manifest and pages atomically."""
+    def write_report(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``ablation.csv``, the heatmaps, grid figures, manifest and pages atomically into
+        an absent or empty folder, or over an earlier ``compare ablate`` report of the same
+        checkpoint (another checkpoint's only with ``overwrite``), replacing only the suite's
+        files; any other folder is refused (:mod:`compare.storage.ownership`)."""
         from compare.reports.ablation import write_ablation_report
 
         t0 = time.perf_counter()
         out = Path(folder)
         manifest = dict(self.manifest)
-        with files.atomic_output_dir(out) as tmp:
+        with files.atomic_output_dir(out, overwrite=overwrite) as tmp:
             self.figures = write_ablation_report(tmp, self.table, manifest, self.panels, self.grid_task)
             timings = dict(manifest.get("timings", {}))
             timings["report_seconds"] = round(time.perf_counter() - t0, 3)

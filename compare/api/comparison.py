@@ -40,7 +40,13 @@ from compare.storage import cells as cells_store
 from compare.storage import files
 from compare.storage import folder as run_folder
 
-__all__ = ["compare_checkpoint", "SWEEP_SOLVERS"]
+__all__ = ["compare_checkpoint", "SWEEP_SOLVERS", "MAX_CELLS"]
+
+#: Default bound on a run's cells (tasks x sequences x k x p^2) before it starts: the paper's
+#: largest grid (p = 29, 841 tasks, 17 sequences, k 1..32) has 385 million.
+MAX_CELLS = 1_000_000_000
+#: Bytes of task file per cell on the bundled reports (zstd Parquet, small files), for the estimate.
+BYTES_PER_CELL = 50.0
 
 #: Solvers scored by the label-noise sweeps (the plain and the noise-tolerant ones).
 SWEEP_SOLVERS = ("ratio_matching", "modular_regression", "ratio_matching_majority", "modular_regression_majority")
@@ -114,6 +120,7 @@ def compare_checkpoint(
     keep_cells: bool = True,
     progress: bool = False,
     argv: Sequence[str] | None = None,
+    max_cells: int | None = MAX_CELLS,
 ) -> ComparisonResult:
     """Score a checkpoint's model against every reference solver on the k-shot grids.
 
@@ -123,7 +130,9 @@ def compare_checkpoint(
     of each sequence wrong (``label_noise_at`` names the shots instead) and adds the noise
     sweeps. ``out`` streams into a resumable run folder (``shard="I/N"``, or torchrun's /
     SLURM's variables, splits its tasks); ``progress`` shows a bar on stderr; ``argv`` is
-    recorded in the manifest. Bad input raises :class:`~compare.errors.UsageError` (one line).
+    recorded in the manifest. A run of more than ``max_cells`` cells (tasks x sequences x k x
+    p^2; :data:`MAX_CELLS` by default, None or 0 for no bound) is refused before it starts.
+    Bad input raises :class:`~compare.errors.UsageError` (one line).
     """
     t_start = time.perf_counter()
     if isinstance(grid_tasks, str):
@@ -139,6 +148,10 @@ def compare_checkpoint(
         raise UsageError(f"--grid-algorithms: no names in {grid_algorithms!r}")
     the_shard = run_folder.resolve_shard(shard) if out is not None else run_folder.Shard()
     batch = parse_batch_size(batch_size)
+    if max_cells is not None and max_cells < 0:
+        raise UsageError(f"--max-cells must be >= 0, got {max_cells}")
+    if max_cells and sequences > max_cells:  # before the sequences are drawn: each gives at least one cell
+        raise UsageError(f"--sequences {sequences:,} alone exceeds the --max-cells bound of {max_cells:,}")
     inputs = comparison_inputs(
         ckpt,
         k,
@@ -161,25 +174,13 @@ def compare_checkpoint(
         missing = [t for t in grid_tasks if tuple(t) not in run_tasks]
         if missing:
             raise UsageError(f"--grid-tasks: task ({missing[0][0]},{missing[0][1]}) is not among the tasks run")
+    _check_size(len(inputs.tasks), len(inputs.sequences), len(inputs.ks), setting.p, max_cells)
     offsets, noise = _label_noise(inputs, label_noise, label_noise_at)
     if noise is not None and the_shard.count > 1:
         raise UsageError("--label-noise runs in one process (its sweeps need every task); drop --shard")
     subject = model_predictor(ck, device, batch, precision)
     precision = subject.precision
 
-    config = {
-        "checkpoint_sha256": ck.sha256,
-        "setting_fingerprint": setting.fingerprint(),
-        "tasks": inputs.tasks.tolist(),
-        "sequences": inputs.sequences.tolist(),
-        "ks": list(inputs.ks),
-        "subject": subject.name,
-        "solvers": refs,
-        "label_offsets": None if offsets is None else cells_store.array_digest(offsets),
-    }
-    if precision != "fp32":  # part of the run's identity: an fp32 folder never takes bf16 cells
-        config["precision"] = precision
-    chash = cells_store.config_hash(config)
     manifest = {
         **base_manifest(inputs, "compare run", argv),
         "subject": subject.name,
@@ -191,11 +192,16 @@ def compare_checkpoint(
         "batch_prefixes": subject.batch_prefixes,
         "tasks": inputs.tasks.tolist(),
         "cells_layout": _cells_layout(),
-        "config_hash": chash,
     }
     if noise is not None:
         manifest["label_noise"] = noise
+    # the run's identity, from the manifest's own fields (so `compare report` can check them);
+    # precision enters only when it is not fp32: an fp32 folder never takes bf16 cells
+    config = run_folder.run_config(manifest)
+    manifest["config_hash"] = chash = cells_store.config_hash(config)
+    manifest["config_fields"] = run_folder.field_digests(config)
     n_units = len(inputs.sequences) * len(inputs.ks)
+    rows = cells_store.row_group_rows(len(inputs.ks), setting.p) * len(inputs.sequences)  # cells per task
 
     if out is None:  # in memory
         kept: dict[int, pd.DataFrame] | None = {} if keep_cells else None
@@ -222,24 +228,23 @@ def compare_checkpoint(
     folder = Path(out).expanduser().absolute()
     resumed = run_folder.prepare_folder(folder, manifest, overwrite=overwrite)
     mine = the_shard.select(len(inputs.tasks))
-    todo = [int(i) for i in mine if not cells_store.task_done(folder, inputs.tasks[i], chash)]
-    rows = cells_store.row_group_rows(len(inputs.ks), setting.p)
+    todo = [int(i) for i in mine if not cells_store.task_done(folder, inputs.tasks[i], chash, rows)]
+    group_rows = cells_store.row_group_rows(len(inputs.ks), setting.p)
+
+    def write(i: int, cells: pd.DataFrame) -> None:
+        cells_store.write_task(folder, cells, chash, group_rows)
+
     t0 = time.perf_counter()
     with progress_bar(len(todo) * n_units, f"compare run {the_shard}", progress) as bar:
         acc, timings = stream_aggregates(
-            inputs,
-            subject,
-            indices=todo,
-            label_offsets=offsets,
-            progress=bar,
-            on_task=lambda i, cells: None if cells_store.write_task(folder, cells, chash, rows) else None,
+            inputs, subject, indices=todo, label_offsets=offsets, progress=bar, on_task=write
         )
     t_engine = time.perf_counter() - t0
     where = f"{len(todo)} task(s) computed" + (
         f", {len(mine) - len(todo)} already there" if len(mine) > len(todo) else ""
     )
     info: dict[str, Any] = {"where": where, "shard": str(the_shard), "resumed": resumed}
-    absent = run_folder.missing_tasks(folder, inputs.tasks, chash)
+    absent = run_folder.missing_tasks(folder, inputs.tasks, chash, rows)
     if absent:
         info["missing"] = len(absent)
         return ComparisonResult(manifest, acc.result(), folder, False, timings=info)
@@ -249,7 +254,21 @@ def compare_checkpoint(
             info["report_writer"] = False
             return ComparisonResult(manifest, acc.result(), folder, False, timings=info)
         t0 = time.perf_counter()
-        agg = run_folder.folder_aggregates(folder, inputs.tasks, setting.p, subject.name, refs, inputs.ks, acc).result()
+        mended: set[int] = set()
+        while True:
+            try:
+                agg = run_folder.folder_aggregates(
+                    folder, inputs.tasks, setting.p, subject.name, refs, inputs.ks, acc
+                ).result()
+                break
+            except cells_store.DamagedTaskFile as exc:  # a file changed after it was written: ours, computed again
+                i = _task_index(inputs.tasks, exc.path)
+                if i is None or i in mended:
+                    raise
+                mended.add(i)
+                exc.path.unlink(missing_ok=True)
+                stream_aggregates(inputs, subject, indices=[i], label_offsets=offsets, on_task=write)
+                info["mended"] = sorted(mended)
         t_read = time.perf_counter() - t0
         levels = positions = None
         if noise is not None:
@@ -275,6 +294,27 @@ def compare_checkpoint(
     result.manifest = final
     result.timings = dict(info, **final["timings"])
     return result
+
+
+def _check_size(n_tasks: int, n_seq: int, n_k: int, p: int, max_cells: int | None) -> None:
+    """Refuse a run whose cells exceed ``max_cells`` (None or 0: no bound) before it starts."""
+    if not max_cells:
+        return
+    n = n_tasks * n_seq * n_k * p * p
+    if n > max_cells:
+        gb = n * BYTES_PER_CELL / 1e9
+        raise UsageError(
+            f"this run has {n:,} cells ({n_tasks} tasks x {n_seq} sequences x {n_k} k x {p * p} queries; "
+            f"of the order of {gb:,.0f} GB of task files), over the --max-cells bound of {max_cells:,}: "
+            f"narrow --tasks, --k or --sequences, or pass --max-cells {n} (or 0) to run it anyway"
+        )
+
+
+def _task_index(tasks: np.ndarray, path: Path) -> int | None:
+    for i, (a, b) in enumerate(tasks.tolist()):
+        if cells_store.task_file(path.parent.parent, (a, b)) == path:
+            return i
+    return None
 
 
 def _cells_layout() -> str:

@@ -44,14 +44,17 @@ class InspectResult:
     manifest: dict[str, Any]
     figures: list[str] = field(default_factory=list)
 
-    def write_report(self, folder: str | Path) -> Path:
-        """PNGs, ``scores.csv``, manifest and pages, atomically into ``folder``."""
+    def write_report(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """PNGs, ``scores.csv``, manifest and pages, atomically into ``folder``: an absent or
+        empty folder, or an earlier ``compare inspect`` report of the same checkpoint (another
+        checkpoint's only with ``overwrite``), whose own files are replaced and the user's
+        kept; any other folder is refused (:mod:`compare.storage.ownership`)."""
         from compare.reports.inspect import write_inspect_report
 
         t0 = time.perf_counter()
         out = Path(folder)
         manifest = dict(self.manifest)
-        with files.atomic_output_dir(out) as tmp:
+        with files.atomic_output_dir(out, overwrite=overwrite) as tmp:
             self.figures = list(
                 write_inspect_report(
                     tmp,

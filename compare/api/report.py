@@ -6,7 +6,8 @@ folder.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +40,14 @@ def open_report(folder: str | Path) -> ComparisonResult:
                 manifest, tasks=[[int(g["task_a"].iloc[0]), int(g["task_b"].iloc[0])] for g in by_task.values()]
             )
         return ComparisonResult(manifest, agg, src, True, _cells=by_task)
+    run_folder.check_manifest(src, manifest)
     tasks = np.asarray(manifest["tasks"], dtype=np.int64).reshape(-1, 2)
     _check_complete(src, tasks, manifest)
     ks = [int(v) for v in manifest["ks"]]
-    agg = run_folder.folder_aggregates(
-        src, tasks, int(manifest["p"]), manifest.get("subject", "model"), list(manifest.get("references") or []), ks
-    ).result()
+    with _naming_damage(src, manifest):
+        agg = run_folder.folder_aggregates(
+            src, tasks, int(manifest["p"]), manifest.get("subject", "model"), list(manifest.get("references") or []), ks
+        ).result()
     return ComparisonResult(manifest, agg, src, True)
 
 
@@ -69,6 +72,7 @@ def rebuild_report(
     if n_boot is not None and n_boot < 0:
         raise UsageError(f"--n-boot must be >= 0, got {n_boot}")
     manifest = files.read_manifest_of(src)
+    files.remove_stale_inside(src)  # what a killed `compare run` or `compare report` left
     try:
         p = int(manifest["p"])
         ks = [int(k) for k in manifest["ks"]]
@@ -79,6 +83,7 @@ def rebuild_report(
     per_task = (src / cells_store.CELLS_DIR).is_dir() and "tasks" in manifest
 
     if per_task:  # the streamed dataset: aggregates read one task file at a time
+        run_folder.check_manifest(src, manifest)
         tasks = np.asarray(manifest["tasks"], dtype=np.int64).reshape(-1, 2)
         _check_complete(src, tasks, manifest)
         refs = list(manifest.get("references") or [])
@@ -88,7 +93,8 @@ def rebuild_report(
             return cells_store.read_task(src, (a, b))
 
         def aggregates():
-            return run_folder.folder_aggregates(src, tasks, p, subject, refs, ks).result()
+            with _naming_damage(src, manifest):
+                return run_folder.folder_aggregates(src, tasks, p, subject, refs, ks).result()
     else:  # a single cells.parquet (reports written before the per-task dataset)
         cells, manifest = files.read_run(src)
         n_seq = n_seq or int(cells["sequence"].max()) + 1
@@ -118,9 +124,9 @@ def rebuild_report(
     rebuilt = dict(manifest, n_boot=n_boot, seed=seed)
 
     dst = Path(out).expanduser().absolute() if out is not None else src
+    agg = aggregates()  # every file read (and checked) before anything is written
     if dst != src:
         run_folder.copy_run(src, dst)
-    agg = aggregates()
     with run_folder.report_lock(dst) as writer:
         if not writer:
             raise UsageError(f"{dst}: another process is writing its report; try again when it is done")
@@ -142,10 +148,31 @@ def rebuild_report(
 
 
 def _check_complete(src: Path, tasks: np.ndarray, manifest: dict) -> None:
-    missing = run_folder.missing_tasks(src, tasks, manifest.get("config_hash", ""))
-    if missing:
-        a, b = tasks[missing[0]].tolist()
+    """Every task file present, of this run's configuration, holding its task and its rows;
+    else one line naming the first that is not, and the command that computes it again."""
+    chash, rows = manifest.get("config_hash", ""), run_folder.rows_per_task(manifest)
+    problems = []
+    for t in tasks.tolist():
+        why = cells_store.task_problem(src, t, chash, rows)
+        if why is not None:
+            problems.append((t, why))
+    if problems:
+        (a, b), why = problems[0]
+        path = cells_store.task_file(src, (a, b)).relative_to(src)
+        foreign = sum(w.startswith("made by another configuration") for _, w in problems)
+        hint = (
+            f"; if {files.MANIFEST} was edited, restore it, else" if foreign == len(tasks) else ";"
+        )  # every file of another configuration: the manifest is the likelier culprit
         raise UsageError(
-            f"{src}: {len(missing)} of {len(tasks)} tasks have no cells of this run's configuration yet "
-            f"(first: ({a},{b})); rerun the same `compare run` to finish them"
+            f"{src}: {len(problems)} of {len(tasks)} task files are missing or not this run's "
+            f"(first: {path}: {why}){hint} run `{run_folder.rerun_command(src, manifest)}` to compute them"
         )
+
+
+@contextlib.contextmanager
+def _naming_damage(src: Path, manifest: dict) -> Iterator[None]:
+    """A task file changed after it was written: one line naming it and the command that mends it."""
+    try:
+        yield
+    except cells_store.DamagedTaskFile as exc:
+        raise UsageError(f"{exc}; run `{run_folder.rerun_command(src, manifest)}` to compute it again") from None

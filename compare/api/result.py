@@ -123,19 +123,23 @@ class ComparisonResult:
         csv: bool = False,
         grid_tasks: Sequence[tuple[int, int]] | None = None,
         grid_algorithms: Sequence[str] | None = None,
+        overwrite: bool = False,
     ) -> Path:
         """Write the run folder ``compare run`` writes (cells, manifest, tables, figures, pages);
-        returns its path. A folder of the same configuration is completed in place."""
+        returns its path. A folder of the same configuration is completed in place; one of
+        another configuration is refused unless ``overwrite`` (which replaces only the suite's
+        files there); a folder the suite did not write is always refused."""
         out = Path(folder).expanduser().absolute()
         if self.folder is not None and out == self.folder:
             report_step(out, self.manifest, self.aggregates, grid_tasks, grid_algorithms, csv, self._noise_writer())
             return out
         manifest = {k: v for k, v in self.manifest.items() if k not in ("n_cells", "status", "timings")}
-        run_folder.prepare_folder(out, manifest, overwrite=False)
+        run_folder.prepare_folder(out, manifest, overwrite=overwrite)
         chash, p = manifest["config_hash"], int(manifest["p"])
         rows = cells_store.row_group_rows(len(manifest["ks"]), p)
+        per_task = run_folder.rows_per_task(manifest)
         for i, cells in enumerate(self.iter_cells()):
-            if not cells_store.task_done(out, self.task_array[i], chash):
+            if not cells_store.task_done(out, self.task_array[i], chash, per_task):
                 cells_store.write_task(out, cells, chash, rows)
         report_step(out, manifest, self.aggregates, grid_tasks, grid_algorithms, csv, self._noise_writer())
         return out

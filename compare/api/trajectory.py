@@ -38,14 +38,17 @@ class TrajectoryResult:
     manifest: dict[str, Any]
     figures: list[str] = field(default_factory=list)
 
-    def write_report(self, folder: str | Path) -> Path:
-        """Write ``trajectory.csv``, ``crossings.csv``, one figure per k, manifest and pages atomically."""
+    def write_report(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``trajectory.csv``, ``crossings.csv``, one figure per k, manifest and pages atomically
+        into an absent or empty folder, or over an earlier ``compare trajectory`` report of the
+        same run folder (another run's only with ``overwrite``), replacing only the suite's
+        files; any other folder is refused (:mod:`compare.storage.ownership`)."""
         from compare.reports.trajectory import write_trajectory_report
 
         t0 = time.perf_counter()
         out = Path(folder)
         manifest = dict(self.manifest)
-        with files.atomic_output_dir(out) as tmp:
+        with files.atomic_output_dir(out, overwrite=overwrite) as tmp:
             self.figures = write_trajectory_report(tmp, self.table, self.crossings, self.history, manifest)
             total = manifest.get("timings", {}).get("total_seconds", 0.0) + time.perf_counter() - t0
             manifest["timings"] = {"total_seconds": round(total, 3)}
@@ -123,6 +126,7 @@ def trajectory(
     manifest = base_manifest(inputs, "compare trajectory", argv)
     manifest["precision"] = check_precision(precision)
     manifest["run_dir"] = str(run_dir)  # as given: a relative path keeps the report portable
+    manifest["run_identity"] = str(run_path.expanduser().resolve())  # which run (replacing a report)
     manifest["snapshots"] = [
         {"file": p.name, "step": int(s)} for p, s in zip(found, sorted(table["step"].unique()), strict=True)
     ]

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from compare.api.ablation import ablate as api_ablate
-from compare.cli.run import add_input_arguments, set_threads
+from compare.cli.run import add_input_arguments, check_out, checkpoint_subject, set_threads
 
 __all__ = ["add_parser", "ablate"]
 
@@ -61,6 +61,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="output folder (default reports/<checkpoint name>-ablate/, with --mode mean -ablate-mean/)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a `compare ablate` report of another checkpoint in --out (only the suite's files; "
+        "a report of the same checkpoint is replaced without it; other folders are always refused)",
+    )
     p.set_defaults(func=ablate)
 
 
@@ -69,6 +75,10 @@ def ablate(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     if args.threads is not None:
         set_threads(args.threads)
+    name, subject = checkpoint_subject(args.ckpt)
+    suffix = "-ablate" if args.mode == "zero" else f"-ablate-{args.mode}"  # a mean run never replaces the zero one
+    out = Path(args.out) if args.out else Path("reports") / f"{name}{suffix}"
+    check_out(out, "compare ablate", subject, args.overwrite)  # before the work, not after
     res = api_ablate(
         args.ckpt,
         args.k,
@@ -88,9 +98,7 @@ def ablate(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         argv=getattr(args, "argv", sys.argv[1:]),
     )
-    suffix = "-ablate" if args.mode == "zero" else f"-ablate-{args.mode}"  # a mean run never replaces the zero one
-    out = Path(args.out) if args.out else Path("reports") / f"{res.manifest['checkpoint']['name']}{suffix}"
-    final = res.write_report(out)
+    final = res.write_report(out, overwrite=args.overwrite)
     n = len(res.manifest["ablation"]["components"])
     m = res.manifest
     print(

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from compare.api.inspection import inspect_checkpoint
+from compare.cli.run import check_out, checkpoint_subject
 
 __all__ = ["add_parser", "run"]
 
@@ -52,6 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", default="all", metavar="SPEC", help='layers to analyse: "all" (default) or "0,2"')
     p.add_argument("--no-head-maps", action="store_true", help="skip the per-head Pearson maps (scores of layers only)")
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/<checkpoint name>-inspect/)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a `compare inspect` report of another checkpoint in --out (only the suite's files; "
+        "a report of the same checkpoint is replaced without it; other folders are always refused)",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--batch-size", type=int, default=256, help="prompts per forward pass (default 256)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -61,6 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler of ``compare inspect``: the flags to :func:`compare.inspect_checkpoint`, the report, a line."""
     t_start = time.perf_counter()
+    name, subject = checkpoint_subject(args.ckpt)
+    out = Path(args.out) if args.out else Path("reports") / f"{name}-inspect"
+    check_out(out, "compare inspect", subject, args.overwrite)  # before the work, not after
     res = inspect_checkpoint(
         args.ckpt,
         task=args.task,
@@ -74,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         argv=getattr(args, "argv", sys.argv[1:]),
     )
-    name = res.manifest["checkpoint"]["name"]
-    final = res.write_report(Path(args.out) if args.out else Path("reports") / f"{name}-inspect")
+    final = res.write_report(out, overwrite=args.overwrite)
     m = res.manifest
     print(
         f"wrote {final}: task ({m['task'][0]},{m['task'][1]}), shot {m['k']}, layers "

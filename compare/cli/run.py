@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.comparison import compare_checkpoint
+from compare.api.comparison import MAX_CELLS, compare_checkpoint
 from compare.errors import UsageError
 
-__all__ = ["add_parser", "run", "add_input_arguments", "set_threads"]
+__all__ = ["add_parser", "run", "add_input_arguments", "set_threads", "check_out", "checkpoint_subject"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +43,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an output folder made by a different configuration (default: refuse; a folder "
-        "of the same configuration is resumed)",
+        help="replace a `compare run` folder made by a different configuration: only the files the suite "
+        "wrote there are removed (default: refuse; a folder of the same configuration is resumed; a folder "
+        "the suite did not write is always refused)",
+    )
+    p.add_argument(
+        "--max-cells",
+        type=int,
+        default=MAX_CELLS,
+        metavar="N",
+        help=f"refuse a run of more than N cells (tasks x sequences x k x p^2) before it starts (default "
+        f"{MAX_CELLS:,}; the paper's largest grid has 385 million); 0 for no bound",
     )
     p.add_argument(
         "--grid-tasks",
@@ -158,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         grid_algorithms=args.grid_algorithms,
         progress=not args.quiet,
         argv=getattr(args, "argv", sys.argv[1:]),
+        max_cells=args.max_cells,
     )
     out, where, shard = res.folder, res.timings.get("where", ""), res.timings.get("shard", "")
     if not res.complete:
@@ -187,6 +197,27 @@ def set_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(n)
+
+
+def checkpoint_subject(spec: str) -> tuple[str, dict]:
+    """A checkpoint's report name (its file's stem) and the manifest keys that say which
+    checkpoint a report is about (its SHA-256), without loading it."""
+    import hashlib
+
+    from model.checkpoint import resolve_checkpoint
+
+    path = Path(resolve_checkpoint(spec))
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return path.stem, {"checkpoint": {"name": path.stem, "sha256": sha}}
+
+
+def check_out(out: Path, tool: str, subject: dict, overwrite: bool) -> None:
+    """Before any work: refuse an ``--out`` the command may not write (a folder the suite did not
+    write, another command's report, or, without ``--overwrite``, a report about another
+    subject; :func:`compare.storage.ownership.check_output`)."""
+    from compare.storage import ownership
+
+    ownership.check_output(Path(out).expanduser().absolute(), {"tool": tool, **subject}, overwrite=overwrite)
 
 
 def _name_of(spec: str) -> str:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from compare.api.trajectory import trajectory
-from compare.cli.run import set_threads
+from compare.cli.run import check_out, set_threads
 
 __all__ = ["add_parser", "run"]
 
@@ -55,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/<run folder name>-trajectory/)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a `compare trajectory` report of another run folder in --out (only the suite's files; "
+        "a report of the same run is replaced without it; other folders are always refused)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -65,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         set_threads(args.threads)
     run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else Path("reports") / f"{run_dir.resolve().name}-trajectory"
+    subject = {"run_dir": str(run_dir), "run_identity": str(run_dir.expanduser().resolve())}
+    check_out(out, "compare trajectory", subject, args.overwrite)  # before the work, not after
     res = trajectory(
         run_dir,
         args.k,
@@ -80,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         argv=getattr(args, "argv", sys.argv[1:]),
     )
-    out = Path(args.out) if args.out else Path("reports") / f"{run_dir.resolve().name}-trajectory"
-    final = res.write_report(out)
+    final = res.write_report(out, overwrite=args.overwrite)
     steps, m = res.table["step"], res.manifest
     print(
         f"wrote {final}: {len(m['snapshots'])} snapshots (steps {int(steps.min())}..{int(steps.max())}), "

@@ -16,8 +16,9 @@ A run folder holds::
     grid_<split>_<a>_<b>.png              the paper's k-shot grid figure for selected tasks
 
 Folders are written atomically (:func:`atomic_output_dir`): everything goes to a hidden
-temporary folder beside the target, which replaces the target only once complete; an
-existing target is renamed aside first and deleted after the swap. What each kind of
+temporary folder beside the target, which becomes the target only once complete; an
+earlier report of the same command has only its own files replaced, and a folder the
+suite did not write is never replaced (:mod:`compare.storage.ownership`). What each kind of
 report draws lives beside this module: ``run_report`` (``compare run``/``compare report``),
 ``ablation_report``, ``inspect_report``, ``training_report`` (phase diagrams, training runs).
 """
@@ -27,19 +28,21 @@ import contextlib
 import html
 import json
 import os
+import re
 import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from compare.errors import UsageError
+from compare.storage import ownership, temps
 
 __all__ = [
     "atomic_output_dir",
     "remove_stale",
+    "remove_stale_inside",
     "process_alive",
     "write_cells",
     "write_manifest",
@@ -72,23 +75,30 @@ NOISE_POSITIONS = "noise_positions.csv"
 
 # ---------------------------------------------------------------------- atomic folders
 @contextlib.contextmanager
-def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``target``; on success it becomes ``target``.
+def atomic_output_dir(target: str | os.PathLike, *, overwrite: bool | None = None) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``target``; on success its files land in ``target``.
+
+    What may be replaced follows :mod:`compare.storage.ownership`: an absent or empty
+    ``target`` becomes the temporary folder by one rename; a ``target`` holding an earlier
+    report of the same command and subject (the ``tool`` and checkpoint of the manifest the
+    caller wrote into the temporary folder) has the suite's files replaced one rename each,
+    the user's files left in place; any other folder is refused with one line (a report of
+    the same command about another subject only without ``overwrite``; ``None`` means the
+    command has no such flag). The new manifest gets the list of its files.
 
     On any exception (KeyboardInterrupt included) the temporary folder, and any parent
-    folders created for it, are removed and an existing ``target`` is left untouched. An
-    existing ``target`` is replaced only when it is a folder that is empty or holds a
-    ``manifest.json`` (a previous report), so a mistyped ``--out`` never deletes other data.
-    Temporary folders carry the writer's process id; those a killed run left behind are
-    removed first (:func:`remove_stale`).
+    folders created for it, are removed and ``target`` is left untouched. Temporary folders
+    carry the writer's host and process id; those a killed run left behind are removed
+    first (:mod:`compare.storage.temps`).
     """
     target = Path(target).expanduser().absolute()
     remove_stale(target)
-    if target.exists() or target.is_symlink():
-        if not target.is_dir() or target.is_symlink():
-            raise UsageError(f"output path {target} exists and is not a folder")
-        if any(target.iterdir()) and not (target / MANIFEST).is_file():
-            raise UsageError(f"refusing to replace {target}: it is not empty and holds no {MANIFEST}")
+    if target.is_dir():
+        remove_stale_inside(target)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UsageError(f"output path {target} exists and is not a folder")
+    if ownership.entries(target) and ownership.suite_manifest(target) is None:
+        ownership.check_output(target, None, overwrite=overwrite)  # refuses, naming what is there
     created: list[Path] = []
     parent = target.parent
     missing = []
@@ -105,7 +115,22 @@ def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise UsageError(f"cannot create output folder {target}: {exc.strerror or exc}") from None
     try:
         yield tmp
-        _swap(tmp, target)
+        new = ownership.read_json(tmp / MANIFEST)
+        new = new if ownership.is_suite_manifest(new) else None
+        old = ownership.check_output(target, new, overwrite=overwrite)
+        if new is not None:  # a new file: the manifest may be a hard link to another folder's (copy_run)
+            ownership.write_json_atomic(tmp / MANIFEST, dict(new, files=sorted(ownership.entries(tmp))))
+        os.chmod(tmp, 0o755 & ~_umask())
+        if old is None:
+            if target.is_dir():
+                os.rmdir(target)  # empty (or only temporaries would make this fail: then refuse)
+            os.rename(tmp, target)
+        else:
+            ownership.replace_into(tmp, target, old)
+    except OSError as exc:  # named by the user's path, not the temporary one
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_created(created)
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_created(created)
@@ -113,72 +138,45 @@ def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a temporary file's writer)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
+    """Whether process ``pid`` still runs on this host (a temporary file's writer)."""
+    return temps.process_alive(pid)
 
 
-def remove_stale(target: Path, legacy_age_s: float = 3600.0) -> list[Path]:
-    """Remove the temporary folders beside ``target`` that a killed writer left: ``.<name>.tmp-<pid>-*``
-    whose process is gone (and, from versions that wrote no pid, ``.<name>.tmp-*`` older than
-    an hour). A ``.<name>.old-<pid>-*`` (a run killed while swapping) goes back to ``target``
-    when ``target`` is missing, else is removed. Returns what was removed or restored."""
-    import re
-    import time
+def remove_stale(target: Path) -> list[Path]:
+    """Remove the temporaries beside ``target`` that a killed or long-gone writer left
+    (:mod:`compare.storage.temps`); a ``.<name>.old-…`` (a run killed while swapping) goes back
+    to ``target`` when ``target`` is missing. Returns what was removed or restored."""
+    return temps.remove_stale_beside(Path(target))
 
-    parent = target.parent
-    if not parent.is_dir():
-        return []
-    done = []
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(?:(\d+)-)?.+$")
-    for path in sorted(parent.iterdir()):
-        m = pattern.match(path.name)
-        if not m or not path.is_dir():
-            continue
-        kind, pid = m.group(1), m.group(2)
-        if pid is not None:
-            if process_alive(int(pid)):
-                continue
-        elif time.time() - path.stat().st_mtime < legacy_age_s:
-            continue
-        if kind == "old" and not target.exists():
-            os.rename(path, target)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-        done.append(path)
+
+def remove_stale_inside(folder: Path) -> list[Path]:
+    """Remove the stale temporaries of every writer inside an output folder: report and
+    manifest temporaries, ``cells.csv``'s, and the task files' in ``cells/``."""
+    folder = Path(folder)
+    done = temps.remove_stale_in(folder, legacy=lambda n: n in temps.LEGACY_NAMES)
+    done += temps.remove_stale_in(folder / "cells", legacy=lambda n: bool(_TASK_FILE.match(n)))
     return done
+
+_TASK_FILE = re.compile(r"^task-\d+-\d+\.parquet$")
 
 
 def make_temp_dir(target: Path) -> Path:
-    """A fresh hidden folder beside ``target`` named for this process (see :func:`remove_stale`)."""
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    """A fresh hidden folder beside ``target`` named for this host and process (see
+    :mod:`compare.storage.temps`)."""
+    for _ in range(100):
+        path = Path(target).parent / temps.temp_name(Path(target).name)
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 def _remove_created(created: list[Path]) -> None:
     for d in reversed(created):
         with contextlib.suppress(OSError):
             d.rmdir()
-
-
-def _swap(tmp: Path, target: Path) -> None:
-    os.chmod(tmp, 0o755 & ~_umask())
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
-    os.rmdir(aside)  # keep only the unique name
-    os.rename(target, aside)
-    try:
-        os.rename(tmp, target)
-    except BaseException:
-        os.rename(aside, target)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -206,9 +204,22 @@ def write_manifest_to(path: Path, manifest: dict) -> None:
         fh.write("\n")
 
 
-def replace_manifest(folder: Path, manifest: dict) -> None:
-    """Rewrite a folder's manifest atomically (temporary file, then rename)."""
-    tmp = Path(folder) / f".{MANIFEST}.tmp-{os.getpid()}"
+def replace_manifest(folder: Path, manifest: dict, *, files: Iterable[str] | None = None) -> None:
+    """Rewrite a folder's manifest atomically (temporary file, then rename).
+
+    The list of the folder's own files (``"files"``) is kept as the manifest on disk has it,
+    unless ``files`` gives a new one: only the writers that add or remove files change it."""
+    folder = Path(folder)
+    manifest = dict(manifest)
+    if files is not None:
+        manifest["files"] = sorted(set(files))
+    else:
+        on_disk = ownership.read_json(folder / MANIFEST)
+        if isinstance(on_disk, dict) and "files" in on_disk:
+            manifest["files"] = on_disk["files"]
+        else:
+            manifest.pop("files", None)
+    tmp = folder / temps.temp_name(MANIFEST)
     try:
         write_manifest_to(tmp, manifest)
         os.replace(tmp, Path(folder) / MANIFEST)
@@ -247,6 +258,8 @@ def read_manifest_of(folder: str | os.PathLike) -> dict:
         raise UsageError(f"{folder / MANIFEST} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict) or "p" not in manifest or "ks" not in manifest:
         raise UsageError(f"{folder / MANIFEST} is not a compare manifest (no p or ks)")
+    if manifest.get("tool", "compare run") != "compare run":
+        raise UsageError(f"{folder} holds a `{manifest.get('tool')}` report, not a `compare run` folder")
     return manifest
 
 
@@ -334,9 +347,9 @@ def copy_run_files(src: Path, dst: Path) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text file through a temporary file and a rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.with_name(temps.temp_name(path.name))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:

@@ -28,13 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from model.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from model.checkpoint import check_output_path, load_checkpoint, resolve_checkpoint, save_checkpoint
 
     src = resolve_checkpoint(args.src)
-    ck = load_checkpoint(src)
     dst = Path(args.out)
     if dst.resolve() == src.resolve():
         raise InputError(f"--out {dst} would overwrite the source checkpoint")
+    check_output_path(dst)
+    ck = load_checkpoint(src)  # refuses a damaged, foreign or non-finite checkpoint
     from model.commands.train import reproduce_argv
 
     meta = dict(ck.meta)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 __all__ = ["add_parser"]
 
@@ -26,8 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model.authors import import_authors_checkpoint
-    from model.checkpoint import load_checkpoint
+    from model.checkpoint import check_output_path, load_checkpoint
 
+    if Path(args.out).resolve() != Path(args.file).resolve():  # (the same file: refused below, naming it)
+        check_output_path(args.out)
     argv = getattr(args, "argv", None) or sys.argv[1:]
     out = import_authors_checkpoint(args.file, args.out, command="compare " + shlex.join(argv))
     ck = load_checkpoint(out)

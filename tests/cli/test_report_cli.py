@@ -76,7 +76,8 @@ def test_rebuild_refuses_an_unfinished_run(copy, capsys):
     victim.unlink()
     assert main(["report", str(copy)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "1 of 25 tasks have no cells" in err and "rerun the same `compare run`" in err
+    assert err.count("\n") == 1 and "1 of 25 task files are missing" in err and f"{victim.name}: missing" in err
+    assert "run `compare run --ckpt " in err and f"--out {copy}` to compute them" in err  # a command that works
 
 
 def test_rebuild_elsewhere_with_other_options(copy, tmp_path, capsys):
@@ -116,7 +117,8 @@ def test_report_needs_no_torch(copy, tmp_path):
     [
         (lambda d: None, ["missing"], "is not a folder"),
         (lambda d: (d / "empty").mkdir(), ["empty"], "has no manifest.json"),
-        (lambda d: next((d / "copy" / "cells").iterdir()).write_bytes(b"PAR1garbage"), ["copy"], "have no cells"),
+        (lambda d: next((d / "copy" / "cells").iterdir()).write_bytes(b"PAR1garbage"), ["copy"],
+         "not a readable Parquet file"),
         (lambda d: (d / "copy" / "manifest.json").write_text("{"), ["copy"], "not valid JSON"),
         (lambda d: None, ["copy", "--grid-tasks", "9,9"], "not in this run"),
         (lambda d: None, ["copy", "--grid-sequence", "5"], "--grid-sequence"),

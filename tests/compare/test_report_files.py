@@ -92,17 +92,22 @@ def test_failure_leaves_nothing_not_even_new_parents(tmp_path):
 def test_failure_keeps_an_existing_report(tmp_path):
     target = tmp_path / "out"
     target.mkdir()
-    (target / report.MANIFEST).write_text("{}")
+    old = {"tool": "compare inspect", "format": 1, "checkpoint": {"sha256": "a"}, "files": ["manifest.json", "old.txt"]}
+    (target / report.MANIFEST).write_text(json.dumps(old))
     (target / "old.txt").write_text("old")
+    (target / "notes.txt").write_text("the user's")
     with pytest.raises(KeyboardInterrupt):
         with report.atomic_output_dir(target) as tmp:
             (tmp / "new.txt").write_text("new")
+            report.write_manifest(tmp, dict(old, files=None))
             raise KeyboardInterrupt
-    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "old.txt"]
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "notes.txt", "old.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    with report.atomic_output_dir(target) as tmp:  # success replaces it whole
+    with report.atomic_output_dir(target) as tmp:  # success replaces the suite's files, not the user's
         (tmp / "new.txt").write_text("new")
-    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+        report.write_manifest(tmp, {k: v for k, v in old.items() if k != "files"})
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "new.txt", "notes.txt"]
+    assert json.loads((target / report.MANIFEST).read_text())["files"] == ["manifest.json", "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
