@@ -31,6 +31,7 @@ from compare.api.inputs import (
     model_predictor,
     parse_batch_size,
 )
+from compare.api.limits import MAX_CELLS
 from compare.api.result import ComparisonResult, report_step
 from compare.api.stream import progress_bar, stream_aggregates
 from compare.engine.comparison import PROB_FLOOR, run_comparison
@@ -42,9 +43,6 @@ from compare.storage import folder as run_folder
 
 __all__ = ["compare_checkpoint", "SWEEP_SOLVERS", "MAX_CELLS"]
 
-#: Default bound on a run's cells (tasks x sequences x k x p^2) before it starts: the paper's
-#: largest grid (p = 29, 841 tasks, 17 sequences, k 1..32) has 385 million.
-MAX_CELLS = 1_000_000_000
 #: Bytes of task file per cell on the bundled reports (zstd Parquet, small files), for the estimate.
 BYTES_PER_CELL = 50.0
 

@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.ablation import ablate as api_ablate
 from compare.cli.run import add_input_arguments, check_out, checkpoint_subject, set_threads
 
 __all__ = ["add_parser", "ablate"]
@@ -72,6 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def ablate(args: argparse.Namespace) -> int:
     """Handler of ``compare ablate``: the flags to :func:`compare.ablate`, the report, a summary line."""
+    from compare.api.ablation import ablate as api_ablate
+
     t_start = time.perf_counter()
     if args.threads is not None:
         set_threads(args.threads)

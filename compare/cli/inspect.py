@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.inspection import inspect_checkpoint
 from compare.cli.run import check_out, checkpoint_subject
 
 __all__ = ["add_parser", "run"]
@@ -67,6 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``compare inspect``: the flags to :func:`compare.inspect_checkpoint`, the report, a line."""
+    from compare.api.inspection import inspect_checkpoint
+
     t_start = time.perf_counter()
     name, subject = checkpoint_subject(args.ckpt)
     out = Path(args.out) if args.out else Path("reports") / f"{name}-inspect"

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from compare.api.report import rebuild_report
-
 __all__ = ["add_parser", "run"]
 
 
@@ -38,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``compare report``: :func:`compare.api.report.rebuild_report`, then a summary line."""
+    from compare.api.report import rebuild_report
+
     t_start = time.perf_counter()
     out, figures, n_cells = rebuild_report(
         args.dir,

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.comparison import MAX_CELLS, compare_checkpoint
+from compare.api.limits import MAX_CELLS
 from compare.errors import UsageError
 
 __all__ = ["add_parser", "run", "add_input_arguments", "set_threads", "check_out", "checkpoint_subject"]
@@ -141,6 +141,8 @@ def add_input_arguments(p: argparse.ArgumentParser, default_threads: int | None 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``compare run``: the flags to :func:`compare.compare_checkpoint`, then a summary line."""
+    from compare.api.comparison import compare_checkpoint
+
     t_start = time.perf_counter()
     if args.threads is not None:
         set_threads(args.threads)

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-from compare.api.trajectory import trajectory
 from compare.cli.run import check_out, set_threads
 
 __all__ = ["add_parser", "run"]
@@ -67,6 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``compare trajectory``: the flags to :func:`compare.trajectory`, the report, a line."""
+    from compare.api.trajectory import trajectory
+
     t_start = time.perf_counter()
     if args.threads is not None:
         set_threads(args.threads)
