@@ -107,7 +107,7 @@ def check_training(dev: torch.device, reduced: bool, batch: int, steps: int) -> 
             opt.zero_grad(set_to_none=True)
             _sync(dev)
             times.append(time.perf_counter() - t0)
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         step_s = statistics.median(times[2:] if len(times) > 4 else times)
         key = "compiled" if compiled else "eager"
         out[key] = {
