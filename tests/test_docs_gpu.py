@@ -33,3 +33,11 @@ def test_train_batches():
     d = _json("train_batches.json")["per_world"]
     _in_doc(f"takes {d['1']['rank0_ms']:.0f} ms with 1 rank and {d['8']['rank0_ms']:.1f} ms with 8")
     assert all(row["bit_identical"] for row in d.values())
+
+
+def test_compare_run_against_the_commit_before_the_refactor():
+    d = _json("compare_run_vs_d797d07.json")
+    text = " ".join((ROOT / "docs" / "benchmarks.md").read_text().split())
+    want = (f"median of 3 **{d['median_seconds']:.2f} s** against {d['baseline_median_seconds']:.2f} s for d797d07: "
+            f"ratio **{d['ratio_vs_baseline']:.3f}**")
+    assert want in text
