@@ -22,7 +22,7 @@ import torch
 from algos.errors import InputError
 from algos.tasks import TaskSetting
 
-__all__ = ["encode", "loss_targets", "sample_examples", "TrainBatches", "eval_batches"]
+__all__ = ["encode", "loss_targets", "sample_examples", "TrainBatches", "BatchPrefetcher", "eval_batches"]
 
 IGNORE = -100
 
@@ -121,6 +121,51 @@ class TrainBatches:
         rows = order[rank * local : (rank + 1) * local]  # the task-major rows this rank keeps, in batch order
         ex = _examples(self.setting.p, self._tasks, self._inputs, self.per_task, self.n_examples, draws, rows)
         return encode(ex), loss_targets(ex)
+
+
+class BatchPrefetcher:
+    """This rank's batch of each step on ``device``, the next one built ahead.
+
+    On CUDA a background thread builds step s + 1's slice into pinned memory while step s
+    runs on the GPU, and the copy to the device is asynchronous; on the CPU (or with
+    ``threaded=False``) each batch is built when asked. Either way ``get(step)`` returns
+    exactly ``batches.batch(step, rank, world)``: a step other than the one prefetched (a
+    resume, a jump) is simply built on the spot.
+    """
+
+    def __init__(
+        self, batches: TrainBatches, device: torch.device, rank: int = 0, world: int = 1, threaded: bool | None = None
+    ) -> None:
+        self.batches, self.device, self.rank, self.world = batches, device, rank, world
+        self.threaded = device.type == "cuda" if threaded is None else threaded
+        self.pin = device.type == "cuda"
+        self._pool = None
+        self._ahead: tuple[int, object] | None = None
+        if self.threaded:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
+
+    def _build(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx, tgt = self.batches.batch(step, self.rank, self.world)
+        if self.pin:
+            idx, tgt = idx.pin_memory(), tgt.pin_memory()
+        return idx, tgt
+
+    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(idx, targets) of ``step`` on the device; starts building ``step + 1``."""
+        if self._pool is not None and self._ahead is not None and self._ahead[0] == step:
+            idx, tgt = self._ahead[1].result()  # type: ignore[attr-defined]  # a Future
+        else:
+            idx, tgt = self._build(step)
+        if self._pool is not None:
+            self._ahead = (step + 1, self._pool.submit(self._build, step + 1))
+        return idx.to(self.device, non_blocking=self.pin), tgt.to(self.device, non_blocking=self.pin)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def eval_batches(setting: TaskSetting, n_examples: int, n_sequences: int, seed: int) -> dict[str, torch.Tensor]:

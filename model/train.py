@@ -47,7 +47,7 @@ from model.checkpoint import (
     temp_path,
 )
 from model.config import ModelConfig, SettingConfig, TrainConfig, to_dict
-from model.data import TrainBatches, encode, eval_batches
+from model.data import BatchPrefetcher, TrainBatches, encode, eval_batches
 from model.device import DistInfo, autocast, init_distributed, maybe_compile, shutdown_distributed
 from model.gpt import GPT
 
@@ -266,6 +266,7 @@ def _train_locked(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkp
 
     model = maybe_compile(data_parallel(net, info, device), cfg.compile)
     batches = TrainBatches(setting, mcfg.n_examples, cfg.batch_size, cfg.seed)
+    prefetch = BatchPrefetcher(batches, device, info.rank, info.world)  # CUDA: next batch built while this one runs
     evals = eval_batches(setting, mcfg.n_examples, cfg.eval_sequences, cfg.seed)
 
     meta_base = {
@@ -371,7 +372,7 @@ def _train_locked(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkp
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = accumulate_step_gradients(model, batches, step, info, device, cfg.precision)
+        loss = accumulate_step_gradients(model, prefetch, step, info, device, cfg.precision)
         flag = ~torch.isfinite(loss.detach())
         if cfg.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -415,6 +416,7 @@ def _train_locked(spec: RunSpec, info: DistInfo, device: torch.device) -> Checkp
             checked["saved"] = step
         if step in snapshot_at and info.is_main:
             save_snapshot(step)
+    prefetch.close()
     if bar is not None:
         bar.close()
     _barrier(info)
@@ -436,7 +438,12 @@ def data_parallel(net: torch.nn.Module, info: DistInfo, device: torch.device) ->
 
 
 def accumulate_step_gradients(
-    model: torch.nn.Module, batches: TrainBatches, step: int, info: DistInfo, device: torch.device, precision: str
+    model: torch.nn.Module,
+    batches: TrainBatches | BatchPrefetcher,
+    step: int,
+    info: DistInfo,
+    device: torch.device,
+    precision: str,
 ) -> torch.Tensor:
     """Forward and backward of this rank's slice of ``step``'s global batch; returns the local loss.
 
@@ -445,8 +452,11 @@ def accumulate_step_gradients(
     ``backward``, which makes each rank's ``.grad`` the single-process gradient of the
     whole batch (what ``tests/model/test_distributed.py`` checks).
     """
-    idx, tgt = batches.batch(step, info.rank, info.world)
-    idx, tgt = idx.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
+    if isinstance(batches, BatchPrefetcher):
+        idx, tgt = batches.get(step)
+    else:
+        idx, tgt = batches.batch(step, info.rank, info.world)
+        idx, tgt = idx.to(device), tgt.to(device)
     with autocast(device, precision):
         _, loss = model(idx, tgt)
     loss.backward()
