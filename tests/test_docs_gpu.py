@@ -41,3 +41,13 @@ def test_compare_run_against_the_commit_before_the_refactor():
     want = (f"median of 3 **{d['median_seconds']:.2f} s** against {d['baseline_median_seconds']:.2f} s for d797d07: "
             f"ratio **{d['ratio_vs_baseline']:.3f}**")
     assert want in text
+
+
+def test_transformer_lens_check():
+    d = _json("transformer_lens_check.json")
+    text = " ".join((ROOT / "docs" / "transformer-lens.md").read_text().split())
+    assert f"TransformerLens {d['transformer_lens']}'s `HookedTransformer`" in text
+    for name, row in d["models"].items():
+        assert f"{row['max_abs_logit_diff']:.1e} for `{name}`" in text
+        assert row["same_argmax"] and not row["unexpected_keys"]
+        assert set(row["keys_not_taken"]) <= {"IGNORE", "mask", "rotary_cos", "rotary_sin"}
