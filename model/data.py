@@ -185,4 +185,4 @@ def eval_batches(setting: TaskSetting, n_examples: int, n_sequences: int, seed: 
 
 def _mix(seed: int, step: int) -> int:
     """A 63-bit seed from (seed, step), stable across platforms."""
-    return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1, dtype=np.uint64)[0]) >> 1

@@ -264,7 +264,8 @@ def plot_curve(summary: pd.DataFrame, metric: str, split: str, predictors: Seque
         style = _STYLES.get(pr, ("-", "o"))
         ax.plot(r["k"], r[metric], linestyle=style[0], marker=style[1], ms=3.5, lw=1.4, color=color, label=pretty(pr))
         if f"{metric}_lo" in r:
-            ax.fill_between(r["k"], r[f"{metric}_lo"], r[f"{metric}_hi"], color=color, alpha=0.2, lw=0)
+            ax.fill_between(r["k"].to_numpy(float), r[f"{metric}_lo"].to_numpy(float), r[f"{metric}_hi"].to_numpy(float),
+                            color=color, alpha=0.2, lw=0)
     ax.set_xlabel("k (in-context examples)")
     ax.set_ylabel(ylabel or metric)
     ks = np.sort(sub["k"].unique())
