@@ -16,6 +16,7 @@ attempts on its task setting (issue 17): run X (``X-d2-p11``, d_model 128,
 ``checkpoints/runs/X_p11_d2_w128/final.pt``), which memorized, and run Y (``Y-d2-p11``,
 32 examples, ``checkpoints/runs/Y_p11_d2_n32/final.pt``); neither reached the issue's bar.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,20 +53,41 @@ def model_rows(name: str) -> list[dict]:
     rows = []
 
     def add(quantity: str, value: float, lo: float = np.nan, hi: float = np.nan, source: str = "") -> None:
-        rows.append({"model": name, "p": p, "quantity": quantity, "value": value, "lo": lo, "hi": hi,
-                     "source": source})
+        rows.append({"model": name, "p": p, "quantity": quantity, "value": value, "lo": lo, "hi": hi, "source": source})
 
     src = f"reports/{name}-seq16/summary.csv"
-    add("model accuracy", _get(s, "model", "accuracy"), _get(s, "model", "accuracy_lo"),
-        _get(s, "model", "accuracy_hi"), src)
-    add("accuracy inside Ratio Matching's coverage", _get(s, "ratio_matching", "model_acc_in"),
-        _get(s, "ratio_matching", "model_acc_in_lo"), _get(s, "ratio_matching", "model_acc_in_hi"), src)
-    add("accuracy outside Ratio Matching's coverage", _get(s, "ratio_matching", "model_acc_out"),
-        _get(s, "ratio_matching", "model_acc_out_lo"), _get(s, "ratio_matching", "model_acc_out_hi"), src)
-    add("share of answers Ratio Matching explains", _get(s, "ratio_matching", "explains"),
-        _get(s, "ratio_matching", "explains_lo"), _get(s, "ratio_matching", "explains_hi"), src)
-    for pred, label in (("bayes_uniform", "KL(model ‖ Bayes over all tasks)"),
-                        ("bayes_memorized", "KL(model ‖ Bayes over the memorized tasks)")):
+    add(
+        "model accuracy",
+        _get(s, "model", "accuracy"),
+        _get(s, "model", "accuracy_lo"),
+        _get(s, "model", "accuracy_hi"),
+        src,
+    )
+    add(
+        "accuracy inside Ratio Matching's coverage",
+        _get(s, "ratio_matching", "model_acc_in"),
+        _get(s, "ratio_matching", "model_acc_in_lo"),
+        _get(s, "ratio_matching", "model_acc_in_hi"),
+        src,
+    )
+    add(
+        "accuracy outside Ratio Matching's coverage",
+        _get(s, "ratio_matching", "model_acc_out"),
+        _get(s, "ratio_matching", "model_acc_out_lo"),
+        _get(s, "ratio_matching", "model_acc_out_hi"),
+        src,
+    )
+    add(
+        "share of answers Ratio Matching explains",
+        _get(s, "ratio_matching", "explains"),
+        _get(s, "ratio_matching", "explains_lo"),
+        _get(s, "ratio_matching", "explains_hi"),
+        src,
+    )
+    for pred, label in (
+        ("bayes_uniform", "KL(model ‖ Bayes over all tasks)"),
+        ("bayes_memorized", "KL(model ‖ Bayes over the memorized tasks)"),
+    ):
         add(label, _get(s, pred, "kl"), _get(s, pred, "kl_lo"), _get(s, pred, "kl_hi"), src)
 
     sc = pd.read_csv(REPORTS / f"{name}-inspect" / "scores.csv")
@@ -85,9 +107,13 @@ def model_rows(name: str) -> list[dict]:
     src = f"reports/{name}-ablate/ablation.csv"
     heads = ab[(ab["split"] == "ood") & (ab["k"] == K) & ab["component"].str.fullmatch(r"L\d+H\d+")]
     worst = heads.sort_values("delta_ratio_matching_agreement").iloc[0]
-    add("head whose removal lowers Ratio Matching agreement most (Δ pp)",
-        float(worst["delta_ratio_matching_agreement"]), float(worst["delta_ratio_matching_agreement_lo"]),
-        float(worst["delta_ratio_matching_agreement_hi"]), src)
+    add(
+        "head whose removal lowers Ratio Matching agreement most (Δ pp)",
+        float(worst["delta_ratio_matching_agreement"]),
+        float(worst["delta_ratio_matching_agreement_lo"]),
+        float(worst["delta_ratio_matching_agreement_hi"]),
+        src,
+    )
     rows[-1]["text"] = f"{worst['component']}: {100 * worst['delta_ratio_matching_agreement']:+.1f}"
     carriers = int((heads["delta_ratio_matching_agreement"] <= -0.10).sum())
     add("heads whose removal lowers it by 10 pp or more", carriers, source=src)
@@ -129,7 +155,14 @@ def draw(models: list[str], path: Path) -> None:
             s = _summary(m)
             r = s[(s["split"] == "ood") & (s["predictor"] == "ratio_matching")].sort_values("k")
             ax.plot(r["k"], r[col], marker="o", ms=3, color=colour, label=m)
-            ax.fill_between(r["k"], r[f"{col}_lo"], r[f"{col}_hi"], color=colour, alpha=0.15, lw=0)
+            ax.fill_between(
+                r["k"].to_numpy(float),
+                r[f"{col}_lo"].to_numpy(float),
+                r[f"{col}_hi"].to_numpy(float),
+                color=colour,
+                alpha=0.15,
+                lw=0,
+            )
         ax.set_title(f"o.o.d. accuracy {title}", fontsize=9)
         ax.set_xlabel("k")
         ax.set_ylim(-0.02, 1.02)
@@ -151,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     for m in models:
         for suffix in ("-seq16", "-inspect", "-ablate"):
             if not (REPORTS / f"{m}{suffix}").is_dir():
-                print(f"error: reports/{m}{suffix}/ is missing (run compare run --sequences 16 / inspect / ablate "
-                      f"on {m}.pt first)", file=sys.stderr)
+                print(
+                    f"error: reports/{m}{suffix}/ is missing (run compare run --sequences 16 / inspect / ablate "
+                    f"on {m}.pt first)",
+                    file=sys.stderr,
+                )
                 return 2
     table = pd.DataFrame([r for m in models for r in model_rows(m)])
     out = Path(args.out)
