@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from cli_testing import run_cli, scaled_tiny_checkpoint
 
 from compare.cli.main import main
-from model.testing import tiny_checkpoint
 
 FAST = ["--threads", "1", "--n-boot", "40", "--quiet"]
 
@@ -20,10 +19,7 @@ FAST = ["--threads", "1", "--n-boot", "40", "--quiet"]
 def ckpt_dir(tmp_path_factory) -> Path:
     """Random weights scaled up 15x, so each layer's readout depends on the prompt."""
     d = tmp_path_factory.mktemp("ckpts")
-    path = tiny_checkpoint(d / "tiny.pt", p=5, n_examples=8, n_layer=2, n_head=2)  # max_k = 7
-    blob = torch.load(path, weights_only=True)
-    blob["state_dict"] = {k: v * 15 if v.dim() >= 2 else v for k, v in blob["state_dict"].items()}
-    torch.save(blob, path)
+    scaled_tiny_checkpoint(d)
     return d
 
 
@@ -34,10 +30,7 @@ def work(tmp_path, monkeypatch, ckpt_dir) -> Path:
     return tmp_path
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+_run = run_cli
 
 
 @pytest.fixture(scope="module")

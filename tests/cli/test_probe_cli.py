@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_testing import scaled_tiny_checkpoint
 
 from compare.cli.main import main
-from model.testing import tiny_checkpoint
 
 FAST = ["--threads", "1", "--quiet"]
 
@@ -20,10 +20,7 @@ FAST = ["--threads", "1", "--quiet"]
 @pytest.fixture(scope="module")
 def ckpt_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("ckpts")
-    path = tiny_checkpoint(d / "tiny.pt", p=5, n_examples=8, n_layer=2, n_head=2)  # max_k = 7
-    blob = torch.load(path, weights_only=True)
-    blob["state_dict"] = {k: v * 15 if v.dim() >= 2 else v for k, v in blob["state_dict"].items()}
-    torch.save(blob, path)
+    scaled_tiny_checkpoint(d)
     return d
 
 
