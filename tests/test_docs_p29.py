@@ -61,3 +61,13 @@ def test_gpu_estimate():
     _say(f"{flops / 1e13:.2f} × 10¹³ FLOPs a step")
     for peak, mfu, label in ((312e12, 0.3, "A100"), (989e12, 0.3, "H100")):
         _say(f"{label}: {flops * 200_000 / (peak * mfu) / 3600:.1f} GPU-hours")
+
+
+def test_the_suite_on_the_run():
+    import pandas as pd
+
+    s = pd.read_csv(ROOT / "reports" / "p29-d4-seq16" / "summary.csv")
+    m = s.query("split == 'ood' and k == 15 and predictor == 'model'").iloc[0]
+    _say(f"**{m['accuracy']:.4f} [{m['accuracy_lo']:.4f}, {m['accuracy_hi']:.4f}]**")
+    rm = s.query("split == 'ood' and k == 15 and predictor == 'ratio_matching'").iloc[0]
+    _say(f"({100 * rm['coverage']:.1f} % of the cells) the model agrees with it on {100 * rm['agreement']:.1f} %")
