@@ -25,7 +25,6 @@ import os
 import pickle
 import re
 import shutil
-import socket
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any
 
 import torch
 
+from algos import tempfiles
 from algos.errors import InputError
 from algos.tasks import TaskSetting
 from model.config import ModelConfig, SettingConfig, TrainConfig, config_from_dict, to_dict
@@ -196,32 +196,17 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
 # ---------------------------------------------------------------------- temporaries
 #: A temporary of any host older than this (seconds since its last write) is abandoned.
-LEASE_S = 6 * 3600.0
-_LEGACY_AGE_S = 3600.0
-_TMP = re.compile(r"^\.(?P<name>.+?)\.(?:tmp|old)-h(?P<host>[0-9a-f]{8})-p(?P<pid>\d+)-.+$")
+LEASE_S = tempfiles.LEASE_S
+_LEGACY_AGE_S = tempfiles.LEGACY_AGE_S
+#: names an earlier version gave its temporaries in a training folder (no writer identity)
 _LEGACY_TMP = re.compile(r"^\.(?P<name>.+?\.(?:pt|jsonl|png))\.(?:[A-Za-z0-9_]{8}\.tmp|tmp)$|^\.write-test$")
-
-
-def _host_id() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def temp_path(path: str | os.PathLike) -> Path:
     """``.<name>.tmp-h<host>-p<pid>-<random>`` beside ``path``: the naming of every temporary the
-    suite writes (the same as ``compare.storage.temps``), so the next command on the folder
-    knows whose it is."""
+    suite writes (:mod:`algos.tempfiles`), so the next command on the folder knows whose it is."""
     path = Path(path)
-    return path.with_name(f".{path.name}.tmp-h{_host_id()}-p{os.getpid()}-{os.urandom(4).hex()}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return pid > 0
-    return pid > 0
+    return path.with_name(tempfiles.temp_name(path.name))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, lease_s: float = LEASE_S) -> list[Path]:
@@ -234,15 +219,16 @@ def remove_stale_temporaries(folder: str | os.PathLike, lease_s: float = LEASE_S
     done = []
     now = time.time()
     for path in sorted(folder.iterdir()):
-        m = _TMP.match(path.name)
-        try:
-            age = now - path.lstat().st_mtime
-        except FileNotFoundError:
-            continue
-        if m:
-            stale = age > lease_s or (m["host"] == _host_id() and not _alive(int(m["pid"])))
+        info = tempfiles.parse(path.name)
+        if info is not None and info["host"] is not None:
+            stale = tempfiles.is_stale(path, info, now=now, lease_s=lease_s)
+        elif _LEGACY_TMP.match(path.name):
+            try:
+                stale = now - path.lstat().st_mtime > _LEGACY_AGE_S
+            except FileNotFoundError:
+                continue
         else:
-            stale = bool(_LEGACY_TMP.match(path.name)) and age > _LEGACY_AGE_S
+            continue
         if stale:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)

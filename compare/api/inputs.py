@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import numpy as np
 
+import model
 from algos.solvers import reference_solvers
 from algos.solvers.base import Predictor
 from compare.engine.grid import (
@@ -29,7 +30,7 @@ from compare.engine.grid import (
     select_tasks,
 )
 from compare.errors import UsageError
-from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, resolve_checkpoint
+from model.checkpoint import Checkpoint, CheckpointError
 from model.predictor import ModelPredictor
 
 __all__ = [
@@ -65,7 +66,7 @@ def load(ckpt: CheckpointLike) -> Checkpoint:
     """
     if isinstance(ckpt, Checkpoint):
         return ckpt
-    return load_checkpoint(resolve_checkpoint(ckpt))
+    return model.load(ckpt)
 
 
 @dataclass(frozen=True)

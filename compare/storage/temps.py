@@ -21,14 +21,12 @@ older than an hour, as those versions did.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
-import socket
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from algos.tempfiles import LEASE_S, host_id, is_stale, parse, process_alive, temp_name
 
 __all__ = [
     "LEASE_S",
@@ -43,42 +41,6 @@ __all__ = [
     "names_in",
 ]
 
-#: Age (seconds since the last write) after which a temporary of any host counts as abandoned.
-#: Far longer than any single file or report takes to write.
-LEASE_S = 6 * 3600.0
-#: Age after which a temporary of an earlier version that recorded no process id is abandoned.
-LEGACY_AGE_S = 3600.0
-
-_NEW = re.compile(r"^\.(?P<name>.+?)\.(?P<kind>tmp|old)-h(?P<host>[0-9a-f]{8})-p(?P<pid>\d+)-.+$")
-_OLD_PID = re.compile(r"^\.(?P<name>.+?)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-.+)?$")
-_OLD_ANY = re.compile(r"^\.(?P<name>.+?)\.(?P<kind>tmp|old)-.+$")
-
-
-def host_id() -> str:
-    """This host's tag in temporary names (8 hex digits of the SHA-256 of its host name)."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def temp_name(name: str, kind: str = "tmp") -> str:
-    """A fresh hidden name for a temporary of ``name`` written by this process on this host."""
-    return f".{name}.{kind}-h{host_id()}-p{os.getpid()}-{os.urandom(4).hex()}"
-
-
-def parse(entry: str) -> dict | None:
-    """``{"name", "kind", "host", "pid"}`` of a temporary's name (host None for an earlier
-    version's name, pid None when it recorded none); None when ``entry`` is not one."""
-    m = _NEW.match(entry)
-    if m:
-        return {"name": m["name"], "kind": m["kind"], "host": m["host"], "pid": int(m["pid"])}
-    m = _OLD_PID.match(entry)
-    if m:
-        return {"name": m["name"], "kind": m["kind"], "host": None, "pid": int(m["pid"])}
-    m = _OLD_ANY.match(entry)
-    if m:
-        return {"name": m["name"], "kind": m["kind"], "host": None, "pid": None}
-    return None
-
-
 #: Files an earlier version wrote under a temporary name with no host inside a report folder.
 LEGACY_NAMES = frozenset({"report", "manifest.json", "cells.csv"})
 
@@ -89,39 +51,6 @@ def is_temporary(entry: str) -> bool:
     the suite writes there."""
     info = parse(entry)
     return info is not None and (info["host"] is not None or info["name"] in LEGACY_NAMES)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    except OverflowError:
-        return False
-    return True
-
-
-def is_stale(path: Path, info: dict | None = None, *, now: float | None = None, lease_s: float = LEASE_S) -> bool:
-    """Whether the temporary at ``path`` was abandoned (see the module's rule)."""
-    info = info if info is not None else parse(path.name)
-    if info is None:
-        return False
-    try:
-        age = (time.time() if now is None else now) - path.lstat().st_mtime
-    except FileNotFoundError:
-        return False
-    if info["host"] is not None:
-        if age > lease_s:
-            return True
-        return info["host"] == host_id() and not process_alive(info["pid"])
-    if info["pid"] is not None:  # an earlier version's name: pid only (as it decided)
-        return not process_alive(info["pid"]) or age > lease_s
-    return age > LEGACY_AGE_S
 
 
 def _remove(path: Path) -> None:

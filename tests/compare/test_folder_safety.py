@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -251,11 +252,11 @@ def test_temporaries_name_their_host_and_process():
 def test_another_hosts_live_writer_is_never_removed_only_an_abandoned_one(tmp_path, monkeypatch):
     d = tmp_path / "cells"
     d.mkdir()
-    monkeypatch.setattr(temps.socket, "gethostname", lambda: "node-b")
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-b")
     theirs = d / temps.temp_name("task-1-2.parquet")  # node b's writer, pid meaningless here
     theirs_old = d / temps.temp_name("task-1-3.parquet")
     dead_b = d / f".task-1-4.parquet.tmp-h{temps.host_id()}-p{_dead_pid()}-ab"
-    monkeypatch.setattr(temps.socket, "gethostname", lambda: "node-a")
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-a")
     mine_dead = d / f".task-1-5.parquet.tmp-h{temps.host_id()}-p{_dead_pid()}-cd"
     mine_live = d / temps.temp_name("task-1-6.parquet")
     for f in (theirs, theirs_old, dead_b, mine_dead, mine_live):
