@@ -46,13 +46,13 @@ def write_phase_report(folder: str | os.PathLike, table: pd.DataFrame, threshold
 
 # ---------------------------------------------------------------------- training runs
 def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
-    """runs.csv, runs.md, ood_test_over_steps.png and per-run curves for a set of training runs."""
+    """runs.csv, runs.md, ood_test_over_steps_*.png, plateaus.png and per-run curves for a set of runs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from compare.reports.training_runs import plot_ood_over_steps, plot_per_shot, runs_table
+    from compare.reports.training_runs import plot_ood_over_steps, plot_per_shot, plot_plateaus, runs_table, PLATEAU_MARGIN
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,6 +72,9 @@ def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
         fig, ax = plt.subplots(figsize=(7, 3.8))
         plot_ood_over_steps(runs, ax, metric=metric)
         figures.append(save(fig, f"ood_test_over_steps_{metric}.png"))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    plot_plateaus(runs, ax)
+    figures.append(save(fig, "plateaus.png"))
     for run in runs:
         from model.curves import plot_learning_curves
 
@@ -82,10 +85,11 @@ def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
         figures.append(save(fig, f"curves_{run['name']}.png"))
     cols = list(table.columns)
     lines = ["# Training runs", "", "Accuracies: `_acc` over all shots, `_last` at the last shot, at the run's last "
-             "evaluation; `best_ood_test_*` over the whole run.", "",
+             "evaluation; `best_ood_test_*` over the whole run. `plateau_exit_step`: the first evaluation "
+             f"whose training loss is {PLATEAU_MARGIN:g} nats below chance (`chance_loss` = ln p); empty while on the plateau.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
     lines += [""] + [f"![{f}]({f})" for f in figures] + [""]
     atomic_write_text(folder / "runs.md", "\n".join(lines))
     return folder

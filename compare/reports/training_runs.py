@@ -1,29 +1,49 @@
 """Tables and figures over training runs: configs, wall clock and the four sets' curves.
 
 A run folder is what ``compare train`` writes (``metrics.jsonl`` and ``last.pt`` /
-``final.pt``). Functions here read them and build pandas tables and matplotlib axes;
-``compare.storage.files`` writes the files.
+``final.pt``); a checkpoint file that carries its history (every checkpoint ``compare
+train`` writes, the bundled ones included) stands for its run too. Functions here read them
+and build pandas tables and matplotlib axes; ``compare.storage.files`` writes the files.
+
+The *plateau* is the stretch at the start of training where the loss sits at chance,
+ln p (the model predicts the uniform distribution over Z_p). :func:`plateau_exit` names the
+first evaluation where a run's training loss is ``margin`` nats below it.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from algos.errors import InputError
 
-__all__ = ["read_run", "runs_table", "plot_ood_over_steps", "plot_per_shot", "SETS"]
+__all__ = ["read_run", "runs_table", "plateau_exit", "plot_ood_over_steps", "plot_plateaus", "plot_per_shot",
+           "SETS", "PLATEAU_MARGIN"]
 
 SETS = ("id_train", "id_test", "ood_train", "ood_test")
 _COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+PLATEAU_MARGIN = 0.1
+"""Nats below chance (ln p) that end the plateau: 20 times the step-to-step spread of the
+training loss on it (0.002–0.005 nats at p = 7–29)."""
 
 
 def read_run(folder: str | Path) -> dict:
-    """History and configs of one run folder (raises ValueError when it has neither)."""
+    """History and configs of one run: a run folder, or a checkpoint file with its history.
+
+    Raises :class:`InputError` for a folder with no ``metrics.jsonl`` or no checkpoint, and
+    for a checkpoint that carries no history.
+    """
     from model.checkpoint import load_checkpoint
 
     folder = Path(folder)
+    if folder.is_file():
+        ck = load_checkpoint(folder)
+        if not ck.history:
+            raise InputError(f"{folder}: the checkpoint carries no training history")
+        return {"name": folder.stem, "folder": folder, "history": list(ck.history), "ckpt": ck,
+                "finished": ck.step >= ck.train_config.steps}
     metrics = folder / "metrics.jsonl"
     if not metrics.is_file():
         raise InputError(f"{folder}: no metrics.jsonl (not a training run folder?)")
@@ -49,8 +69,22 @@ def _min_line_mates(setting) -> int:
     return int(same_line_counts(setting.p, ood, setting.pretrain_array).min()) if len(ood) else 0
 
 
+def plateau_exit(history: list[dict], p: int, margin: float = PLATEAU_MARGIN) -> int | None:
+    """The first evaluated step whose training loss is at least ``margin`` nats below ln p.
+
+    None when the run never left the plateau (or has no training loss recorded).
+    """
+    chance = math.log(p)
+    return next((int(h["step"]) for h in history if h.get("train_loss", chance) <= chance - margin), None)
+
+
 def runs_table(runs: list[dict]) -> pd.DataFrame:
-    """One row per run: setting, model, optimization, progress and final/best accuracies."""
+    """One row per run: setting, model, optimization, progress, plateau and final/best accuracies.
+
+    ``plateau_exit_step`` is :func:`plateau_exit` (empty when the run is still on the
+    plateau); ``min_train_loss`` is the lowest training loss recorded, beside ``chance_loss``
+    = ln p.
+    """
     rows = []
     for run in runs:
         ck, hist = run["ckpt"], run["history"]
@@ -78,6 +112,9 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
             "step": last.get("step", 0),
             "finished": run["finished"],
             "wall_clock_min": round(last.get("wall_clock_seconds", 0.0) / 60, 1),
+            "chance_loss": round(math.log(s.p), 4),
+            "min_train_loss": round(min((h["train_loss"] for h in hist if "train_loss" in h), default=math.nan), 4),
+            "plateau_exit_step": plateau_exit(hist, s.p),
         }
         for name in SETS:
             if name in last:
@@ -87,7 +124,10 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
             row["best_ood_test_acc"] = round(best["ood_test"]["acc"], 3)
             row["best_ood_test_step"] = best["step"]
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["plateau_exit_step"] = table["plateau_exit_step"].astype("Int64")
+    return table
 
 
 def plot_ood_over_steps(runs: list[dict], ax=None, metric: str = "acc"):
@@ -105,6 +145,31 @@ def plot_ood_over_steps(runs: list[dict], ax=None, metric: str = "acc"):
            ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=7)
+    return ax
+
+
+def plot_plateaus(runs: list[dict], ax=None, margin: float = PLATEAU_MARGIN):
+    """Training loss over chance (loss / ln p) against step, one line per run, with each exit marked.
+
+    A run on the plateau stays at 1; the dot marks where it left (``margin`` nats below ln p).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.8))
+    for i, run in enumerate(runs):
+        p = run["ckpt"].setting.p
+        hist = [h for h in run["history"] if "train_loss" in h]
+        color = _COLORS[i % len(_COLORS)]
+        ax.plot([h["step"] for h in hist], [h["train_loss"] / math.log(p) for h in hist], color=color, lw=1.2,
+                label=f"{run['name']} (p = {p})")
+        exit_step = plateau_exit(hist, p, margin)
+        if exit_step is not None:
+            h = next(h for h in hist if h["step"] == exit_step)
+            ax.plot([exit_step], [h["train_loss"] / math.log(p)], "o", color=color, ms=5)
+    ax.set(xlabel="step", ylabel="training loss / ln p (1 = chance)", ylim=(0, 1.05))
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=7, loc="lower left")
     return ax
 
 

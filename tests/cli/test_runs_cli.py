@@ -29,3 +29,27 @@ def test_runs_table_over_two_runs(tmp_path, capsys):
 def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
     assert main(["runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_its_history_stands_for_its_run(tmp_path):
+    assert main(["train", *FAST, "--out", str(tmp_path / "r")]) == 0
+    out = tmp_path / "table"
+    assert main(["runs", str(tmp_path / "r" / "final.pt"), str(tmp_path / "r"), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "runs.csv")
+    assert list(table.run) == ["final", "r"]
+    by_file, by_folder = table.iloc[0], table.iloc[1]
+    for col in ("step", "n_tasks", "d_model", "chance_loss", "min_train_loss", "id_train_last"):
+        assert by_file[col] == by_folder[col], col
+    assert (out / "plateaus.png").is_file()
+
+
+def test_a_checkpoint_without_history_is_one_line(tmp_path, capsys):
+    from model.checkpoint import save_checkpoint
+
+    assert main(["train", *FAST, "--out", str(tmp_path / "r")]) == 0
+    ck = load_checkpoint(tmp_path / "r" / "final.pt")
+    bare = save_checkpoint(tmp_path / "bare.pt", ck.model_config, ck.train_config, ck.setting, ck.state_dict,
+                           step=ck.step)
+    assert main(["runs", str(bare), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "carries no training history" in err and len(err.splitlines()) == 1
