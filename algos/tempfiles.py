@@ -15,10 +15,11 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LEASE_S", "LEGACY_AGE_S", "host_id", "temp_name", "parse", "process_alive", "is_stale"]
+__all__ = ["LEASE_S", "LEGACY_AGE_S", "host_id", "temp_name", "parse", "process_alive", "is_stale", "atomic_write"]
 
 #: Age (seconds since the last write) after which a temporary of any host counts as abandoned.
 #: Far longer than any single file or report takes to write.
@@ -39,6 +40,22 @@ def host_id() -> str:
 def temp_name(name: str, kind: str = "tmp") -> str:
     """A fresh hidden name for a temporary of ``name`` written by this process on this host."""
     return f".{name}.{kind}-h{host_id()}-p{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """Make ``path`` whole or not at all: ``write(tmp)`` fills a fresh temporary beside it
+    (:func:`temp_name`), which is then renamed over ``path``; if anything fails the temporary
+    is removed and the error goes on. The writer must not infer a format from the temporary's
+    name (``fig.savefig(tmp, format="png")``)."""
+    path = Path(path)
+    tmp = path.with_name(temp_name(path.name))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def parse(entry: str) -> dict[str, Any] | None:

@@ -177,21 +177,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a folder (give the path of the .pt file to write)")
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(path)
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        return tempfiles.atomic_write(path, lambda tmp: torch.save(obj, tmp))
     except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------- temporaries

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from algos.tempfiles import atomic_write
+
 __all__ = ["plot_learning_curves", "save_learning_curves"]
 
 # Okabe-Ito, colour-blind safe
@@ -40,9 +42,7 @@ def save_learning_curves(history: list[dict], path: str | os.PathLike) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     plot_learning_curves(history, axes)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)

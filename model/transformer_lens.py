@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 
+from algos.tempfiles import atomic_write
 from model.checkpoint import Checkpoint
 from model.config import ModelConfig
 
@@ -150,14 +151,7 @@ def export_transformer_lens(ckpt: Checkpoint | str | os.PathLike[str], out: str 
     dst = Path(out)
     _check_output(dst)
     blob = to_transformer_lens(ck)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dst
+    return atomic_write(dst, lambda tmp: torch.save(blob, tmp))
 
 
 def _check_output(dst: Path) -> None:

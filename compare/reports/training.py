@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from algos.tempfiles import atomic_write
+
 from compare.storage.files import atomic_write_text
 
 __all__ = ["write_phase_report", "write_training_report"]
@@ -29,10 +31,8 @@ def write_phase_report(folder: str | os.PathLike, table: pd.DataFrame, threshold
         plot_phase_diagram(table, axes[1, 0], at_best=True,
                            title="best o.o.d.-test evaluation (best.pt, early stopping)")
     fig.tight_layout()
-    tmp = folder / ".phases.tmp.png"
-    fig.savefig(tmp, dpi=120)
+    atomic_write(folder / "phases.png", lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
-    os.replace(tmp, folder / "phases.png")
     shown = table[[c for c in TABLE_COLUMNS if c in table]]
     lines = ["# Phase diagram", "", f"A set is solved when its last-shot accuracy is at least {threshold:g}. "
              "`phase` is read at the run's last evaluation, `phase_at_best` at its best o.o.d.-test "
@@ -61,10 +61,8 @@ def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
 
     def save(fig, name: str) -> str:
         fig.tight_layout()
-        tmp = folder / f".{name}.tmp.png"
-        fig.savefig(tmp, dpi=110)
+        atomic_write(folder / name, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
         plt.close(fig)
-        os.replace(tmp, folder / name)
         return name
 
     figures = []

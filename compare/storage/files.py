@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from algos.tempfiles import atomic_write
 from compare.errors import UsageError
 from compare.storage import ownership, temps
 
@@ -346,14 +347,5 @@ def copy_run_files(src: Path, dst: Path) -> None:
 # ---------------------------------------------------------------------- phase diagrams
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text file through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(temps.temp_name(path.name))
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
