@@ -2,27 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pandas as pd
 import pytest
 
 from compare.cli.main import main
 from model.testing import tiny_checkpoint
-
-
-@pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ckpts")
-    tiny_checkpoint(d / "tiny.pt", p=5, n_examples=8)  # max_k = 7
-    return d
-
-
-@pytest.fixture()
-def work(tmp_path, monkeypatch, ckpt_dir):
-    os.link(ckpt_dir / "tiny.pt", tmp_path / "tiny.pt")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _run(capsys, *argv):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_testing import run_cli, scaled_tiny_checkpoint
+from cli_testing import run_cli
 
 from compare.cli.main import main
 
@@ -16,18 +16,10 @@ FAST = ["--threads", "1", "--n-boot", "40", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory) -> Path:
+def ckpt_dir(scaled_ckpt_dir: Path) -> Path:
     """Random weights scaled up 15x, so each layer's readout depends on the prompt."""
-    d = tmp_path_factory.mktemp("ckpts")
-    scaled_tiny_checkpoint(d)
-    return d
+    return scaled_ckpt_dir
 
-
-@pytest.fixture()
-def work(tmp_path, monkeypatch, ckpt_dir) -> Path:
-    os.link(ckpt_dir / "tiny.pt", tmp_path / "tiny.pt")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 _run = run_cli

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from cli_testing import scaled_tiny_checkpoint
 
 from compare.cli.main import main
 
@@ -18,17 +17,9 @@ FAST = ["--threads", "1", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("ckpts")
-    scaled_tiny_checkpoint(d)
-    return d
+def ckpt_dir(scaled_ckpt_dir: Path) -> Path:
+    return scaled_ckpt_dir
 
-
-@pytest.fixture()
-def work(tmp_path, monkeypatch, ckpt_dir) -> Path:
-    os.link(ckpt_dir / "tiny.pt", tmp_path / "tiny.pt")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture(scope="module")

@@ -12,24 +12,10 @@ import torch
 
 from compare.cli.main import main
 from compare.storage.folder import read_cells
-from model.testing import tiny_checkpoint
 
 FAST = ["--threads", "1", "--n-boot", "50", "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("ckpts")
-    tiny_checkpoint(d / "tiny.pt", p=5, n_examples=8)  # max_k = 7
-    return d
-
-
-@pytest.fixture()
-def work(tmp_path, monkeypatch, ckpt_dir) -> Path:
-    """A fresh working folder holding tiny.pt."""
-    os.link(ckpt_dir / "tiny.pt", tmp_path / "tiny.pt")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
