@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="table and learning curves of training run folders")
     p.add_argument("folders", nargs="+",
                    help="run folders written by `compare train`, or checkpoints that carry their history "
-                   "(the bundled ones: model/bundled/d4.pt)")
+                   "(the bundled ones by name: d4.pt)")
     p.add_argument("--out", default="reports/training", help="output folder (default reports/training)")
     p.set_defaults(func=run)
 

@@ -30,14 +30,17 @@ training loss on it (0.002–0.005 nats at p = 7–29)."""
 
 
 def read_run(folder: str | Path) -> dict:
-    """History and configs of one run: a run folder, or a checkpoint file with its history.
+    """History and configs of one run: a run folder, or a checkpoint file with its history
+    (a path, or a bundled name such as ``d4.pt``).
 
     Raises :class:`InputError` for a folder with no ``metrics.jsonl`` or no checkpoint, and
     for a checkpoint that carries no history.
     """
-    from model.checkpoint import load_checkpoint
+    from model.checkpoint import load_checkpoint, resolve_checkpoint
 
     folder = Path(folder)
+    if not folder.exists() and folder.suffix == ".pt":
+        folder = resolve_checkpoint(folder)  # a bundled name (d4.pt), or one line naming what is missing
     if folder.is_file():
         ck = load_checkpoint(folder)
         if not ck.history:

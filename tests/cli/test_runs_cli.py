@@ -53,3 +53,13 @@ def test_a_checkpoint_without_history_is_one_line(tmp_path, capsys):
     assert main(["runs", str(bare), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "carries no training history" in err and len(err.splitlines()) == 1
+
+
+def test_bundled_checkpoints_by_name(tmp_path, capsys):
+    out = tmp_path / "table"
+    assert main(["runs", "d2.pt", "d4.pt", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "runs.csv")
+    assert list(table.run) == ["d2", "d4"] and list(table.p) == [7, 11]
+    assert (table.plateau_exit_step > 0).all() and (table.min_train_loss < table.chance_loss - 0.1).all()
+    assert main(["runs", "nope.pt", "--out", str(out)]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
