@@ -52,7 +52,8 @@ def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from compare.reports.training_runs import plot_ood_over_steps, plot_per_shot, plot_plateaus, runs_table, PLATEAU_MARGIN
+    from compare.reports.training_runs import (PLATEAU_FRACTION, plot_ood_over_steps, plot_per_shot,
+                                                plot_plateaus, runs_table)
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,8 @@ def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
     cols = list(table.columns)
     lines = ["# Training runs", "", "Accuracies: `_acc` over all shots, `_last` at the last shot, at the run's last "
              "evaluation; `best_ood_test_*` over the whole run. `plateau_exit_step`: the first evaluation "
-             f"whose training loss is {PLATEAU_MARGIN:g} nats below chance (`chance_loss` = ln p); empty while on the plateau.", "",
+             f"whose training loss is {PLATEAU_FRACTION:.0%} below chance (`chance_loss` = ln p); empty while on "
+             "the plateau.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
         lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
