@@ -71,7 +71,7 @@ def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
         fig, ax = plt.subplots(figsize=(7, 3.8))
         plot_ood_over_steps(runs, ax, metric=metric)
         figures.append(save(fig, f"ood_test_over_steps_{metric}.png"))
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
     plot_plateaus(runs, ax)
     figures.append(save(fig, "plateaus.png"))
     for run in runs:

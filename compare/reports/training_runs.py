@@ -167,16 +167,16 @@ def plot_plateaus(runs: list[dict], ax=None, fraction: float = PLATEAU_FRACTION)
         p = run["ckpt"].setting.p
         hist = [h for h in run["history"] if "train_loss" in h]
         color = _COLORS[i % len(_COLORS)]
-        ax.plot([h["step"] for h in hist], [h["train_loss"] / math.log(p) for h in hist], color=color, lw=1.2,
+        ax.plot([h["step"] for h in hist], [h["train_loss"] / math.log(p) for h in hist], color=color, lw=1.5,
                 label=f"{run['name']} (p = {p})")
         exit_step = plateau_exit(hist, p, fraction)
         if exit_step is not None:
             h = next(h for h in hist if h["step"] == exit_step)
             ax.plot([exit_step], [h["train_loss"] / math.log(p)], "o", color=color, ms=5)
     ax.axhline(1 - fraction, color="grey", ls=":", lw=1)
-    ax.set(xlabel="step", ylabel="training loss / ln p (1 = chance)", ylim=(0, 1.05))
+    ax.set(xlabel="step (log scale)", ylabel="training loss / ln p (1 = chance)", ylim=(0, 1.05), xscale="log")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=7, loc="lower left")
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
 
