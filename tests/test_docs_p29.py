@@ -1,15 +1,23 @@
-"""docs/findings-p29.md quotes the committed p = 29 run state and probes it names."""
+"""docs/findings-p29.md quotes the committed p = 29 run, its probes, its reports and the plateau table."""
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from compare.engine.phases import classify
+from compare.reports.training_runs import PLATEAU_FRACTION, plateau_exit
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = " ".join((ROOT / "docs" / "findings-p29.md").read_text().split())
 RUN = ROOT / "checkpoints" / "runs" / "p29-d4"
 PROBES = ROOT / "checkpoints" / "runs" / "p29-probes"
+PLATEAUS = ROOT / "reports" / "plateaus" / "runs.csv"
+SETS = ("id_train", "id_test", "ood_train", "ood_test")
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -21,12 +29,22 @@ def _at(rows: list[dict], step: int) -> dict:
 
 
 def _say(text: str) -> None:
-    assert text in DOC, f"docs/findings-p29.md does not say {text!r}"
+    assert " ".join(text.split()) in DOC, f"docs/findings-p29.md does not say {text!r}"
 
 
 MAIN = _metrics(RUN / "metrics.jsonl")
+LAST = MAIN[-1]
 B = _metrics(PROBES / "B_w128_lr1e-3" / "metrics.jsonl")
 C = _metrics(PROBES / "C_w64_lr1e-3" / "metrics.jsonl")
+
+
+def _summary(predictor: str) -> pd.Series:
+    s = pd.read_csv(ROOT / "reports" / "p29-d4-seq16" / "summary.csv")
+    return s.query("split == 'ood' and k == 15 and predictor == @predictor").iloc[0]
+
+
+def _plateaus() -> pd.DataFrame:
+    return pd.read_csv(PLATEAUS).set_index("run")
 
 
 @pytest.mark.parametrize("step", [250, 500])
@@ -41,33 +59,124 @@ def test_probe_b_is_too_slow():
     _say(f"A {_at(MAIN, 250)['wall_clock_seconds'] / 250:.2f} s")
 
 
-def test_run_state():
-    last = MAIN[-1]
-    _say(f"step {last['step']:,} of 40,000")
-    _say(f"training loss {last['train_loss']:.3f}")
-    accs = ", ".join(f"{last[s]['acc_last']:.3f}" for s in ("id_train", "id_test", "ood_train", "ood_test"))
-    _say(f"last-shot accuracy on the four sets {accs}")
-    _say(f"{last['wall_clock_seconds'] / 3600:.2f} hours")
+def test_where_the_run_stopped():
+    _say(f"stopped at step {LAST['step']:,} of 40,000, still on the chance plateau")
+    accs = ", ".join(f"{LAST[s]['acc_last']:.3f}" for s in SETS)
+    _say(f"Last-shot accuracy on the four sets at step {LAST['step']:,}: {accs}")
+    _say(f"{LAST['wall_clock_seconds'] / 3600:.2f} hours of one core")
+    _say(f"to {LAST['train_loss']:.4f}; its lowest was {min(r['train_loss'] for r in MAIN):.4f}")
+
+
+def test_the_run_never_left_the_plateau_and_learned_no_phase():
+    assert plateau_exit(MAIN, 29) is None
+    assert min(r["train_loss"] for r in MAIN) > (1 - PLATEAU_FRACTION) * math.log(29)
+    assert classify({s: LAST[s]["acc_last"] for s in SETS}) == "not learned"
+    _say("phase *not learned* by the suite's rule")
+    _say(f"the i.d.-train loss is {LAST['id_train']['loss']:.4f} against {LAST['id_test']['loss']:.4f} on i.d.-test")
+
+
+def test_the_committed_state_is_the_stated_step_and_the_one_analysed():
+    import hashlib
+
+    import torch
+
+    blob = torch.load(RUN / "last.pt", weights_only=True, map_location="cpu")
+    assert blob["step"] == LAST["step"] and blob["history"][-1]["step"] == LAST["step"]
+    assert "optimizer" in blob["trainer"]  # what a resume needs
+    sha = hashlib.sha256((RUN / "last.pt").read_bytes()).hexdigest()
+    for report in ("p29-d4-seq16", "p29-d4-inspect"):
+        ck = json.loads((ROOT / "reports" / report / "manifest.json").read_text())["checkpoint"]
+        assert (ck["step"], ck["sha256"]) == (LAST["step"], sha), report
 
 
 def test_budget():
-    hours = (MAIN[-1]["wall_clock_seconds"] + B[-1]["wall_clock_seconds"] + C[-1]["wall_clock_seconds"]) / 3600
-    _say(f"{hours:.2f} of the 12 CPU-hours")
-
-
-def test_gpu_estimate():
-    B_, T, d, L, V = 1536, 96, 512, 4, 47
-    flops = B_ * T * (6 * 12 * L * d * d + 6 * d * V + 12 * L * d * T)
-    _say(f"{flops / 1e13:.2f} × 10¹³ FLOPs a step")
-    for peak, mfu, label in ((312e12, 0.3, "A100"), (989e12, 0.3, "H100")):
-        _say(f"{label}: {flops * 200_000 / (peak * mfu) / 3600:.1f} GPU-hours")
+    hours = (LAST["wall_clock_seconds"] + B[-1]["wall_clock_seconds"] + C[-1]["wall_clock_seconds"]) / 3600
+    assert hours <= 12
+    _say(f"Spent: {hours:.2f} of the 12 CPU-hours")
 
 
 def test_the_suite_on_the_run():
-    import pandas as pd
-
-    s = pd.read_csv(ROOT / "reports" / "p29-d4-seq16" / "summary.csv")
-    m = s.query("split == 'ood' and k == 15 and predictor == 'model'").iloc[0]
+    m, rm, bm = _summary("model"), _summary("ratio_matching"), _summary("bayes_memorized")
     _say(f"**{m['accuracy']:.4f} [{m['accuracy_lo']:.4f}, {m['accuracy_hi']:.4f}]**")
-    rm = s.query("split == 'ood' and k == 15 and predictor == 'ratio_matching'").iloc[0]
     _say(f"({100 * rm['coverage']:.1f} % of the cells) the model agrees with it on {100 * rm['agreement']:.1f} %")
+    _say(f"({100 * bm['coverage']:.1f} % of the o.o.d. cells) the model agrees with it on "
+         f"{100 * bm['agreement']:.1f} %")
+
+
+def test_the_representation_scores():
+    scores = pd.read_csv(ROOT / "reports" / "p29-d4-inspect" / "scores.csv")
+    circ = scores.query("score == 'circularity'")["value"]
+    null = scores.query("score == 'circularity_null'")["value"]
+    emb = {r.score: r.value for r in scores.query("analysis == 'embedding'").itertuples()}
+    assert len(circ) == 16
+    _say(f"mean head circularity {circ.mean():.2f} against its shuffled-label null {null.mean():.2f}")
+    _say(f"parity explains {emb['parity_r2']:.2f} of the embedding's top-3 variance against "
+         f"{emb['parity_r2_null']:.2f} for a random split")
+    _say(f"embedding planarity {emb['planarity']:.2f} against {emb['planarity_null']:.2f}")
+
+
+def test_the_plateau_table_is_the_histories():
+    """Each exit in reports/plateaus/runs.csv is plateau_exit of the run's committed history."""
+    from compare.reports.training_runs import read_run
+
+    table = _plateaus()
+    sources = {"d4": "model/bundled/d4.pt", "d2": "model/bundled/d2.pt", "d4-p7": "model/bundled/d4-p7.pt",
+               "p5-d4-b200": "checkpoints/runs/plateau/p5-d4-b200.pt",
+               "p7-d4-b200": "checkpoints/runs/plateau/p7-d4-b200.pt",
+               "p7-d4-b400": "checkpoints/runs/plateau/p7-d4-b400.pt",
+               "X_p11_d2_w128": "checkpoints/runs/X_p11_d2_w128", "Y_p11_d2_n32": "checkpoints/runs/Y_p11_d2_n32",
+               "p29-d4": "checkpoints/runs/p29-d4"}
+    assert set(table.index) == set(sources)
+    for name, src in sources.items():
+        run = read_run(ROOT / src)
+        got = plateau_exit(run["history"], run["ckpt"].setting.p)
+        want = table.loc[name, "plateau_exit_step"]
+        assert (got is None and pd.isna(want)) or got == want, name
+        assert table.loc[name, "step"] == run["history"][-1]["step"], name
+
+
+def test_the_plateau_against_p():
+    t = _plateaus()
+    ctrl = ["p5-d4-b200", "p7-d4-b200", "d4"]
+    # the controlled rows share d4.pt's recipe: only p and the tasks differ
+    for col in ("n_layer", "d_model", "n_head", "n_examples", "batch", "lr", "wd"):
+        assert t.loc[ctrl, col].nunique() == 1, col
+    ps = [int(t.loc[r, "p"]) for r in ctrl]
+    ex = [int(t.loc[r, "plateau_exit_step"]) for r in ctrl]
+    assert ps == [5, 7, 11] and ex[0] < ex[1] < ex[2]
+    _say(f"step {ex[0]:,} at p = 5, {ex[1]:,} at p = 7 and {ex[2]:,} at p = 11")
+    beta = statistics.linear_regression([math.log(p) for p in ps], [math.log(e) for e in ex]).slope
+    mx = statistics.mean(math.log(p) for p in ps)
+    my = statistics.mean(math.log(e) for e in ex)
+    pred = math.exp(my + beta * (math.log(29) - mx))
+    _say(f"a power law through the three (exponent {beta:.1f}) puts p = 29 near {pred:.1e} steps")
+    _say(f"grew {ex[2] / ex[1]:.0f}-fold (exponent {math.log(ex[2] / ex[1]) / math.log(11 / 7):.1f})")
+    assert pred > 40_000
+    # batch: the same recipe at p = 7 with batch 400
+    assert all(t.loc["p7-d4-b400", c] == t.loc["p7-d4-b200", c] for c in ("p", "n_tasks", "d_model", "lr", "wd"))
+    assert (t.loc["p7-d4-b400", "batch"], t.loc["p7-d4-b200", "batch"]) == (400, 200)
+    b200, b400 = int(t.loc["p7-d4-b200", "plateau_exit_step"]), int(t.loc["p7-d4-b400", "plateau_exit_step"])
+    _say(f"left the plateau at step {b400:,} instead of {b200:,}, {b200 / b400:.1f} times fewer steps")
+    _say(f"the power law's {pred / (b200 / b400):.1e} steps is {pred / (b200 / b400) / 40_000:.0f} times the whole "
+         "40,000-step schedule")
+    assert pred / (b200 / b400) > 40_000
+    _say(f"the run had spent {LAST['step'] / ex[2]:.1f} times the p = 11 plateau")
+
+
+def _flops(batch: int, tokens: int, d: int, layers: int, vocab: int) -> float:
+    """benchmarks/train_step.py's accounting."""
+    return batch * tokens * (6 * 12 * layers * d * d + 6 * d * vocab + 12 * layers * d * tokens)
+
+
+def test_gpu_and_cpu_estimates():
+    paper = _flops(1536, 96, 512, 4, 47)
+    _say(f"{paper / 1e13:.2f} × 10¹³ FLOPs a step")
+    for peak, label in ((312e12, "A100"), (989e12, "H100")):
+        _say(f"{label}: {paper * 200_000 / (peak * 0.3) / 3600:.1f} GPU-hours")
+    per_step = statistics.median((b["wall_clock_seconds"] - a["wall_clock_seconds"]) / (b["step"] - a["step"])
+                                 for a, b in zip(MAIN, MAIN[1:], strict=False))
+    ours = _flops(384, 48, 64, 4, 29)
+    _say(f"{per_step:.2f} s (median over its 250-step intervals) for {ours / 1e9:.1f} × 10⁹ FLOPs, "
+         f"is {ours / per_step / 1e9:.0f} GFLOP/s on one core")
+    _say(f"would take {paper * 200_000 / (ours / per_step) / 86400:,.0f} days on this CPU")
+    _say(f"{200_000 * 1536:.2e} sequences against the {LAST['step'] * 384:.2e} this run saw")
