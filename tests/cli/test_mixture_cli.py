@@ -3,7 +3,6 @@ the model's distributions equal compare run's p_true, a run's snapshots, same se
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,8 @@ def _scaled(path: Path, seed: int, step: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def files_dir(tmp_path_factory) -> Path:
+def ckpt_dir(tmp_path_factory) -> Path:
+    """tiny.pt (what conftest's ``work`` links) beside a run folder of three snapshots."""
     d = tmp_path_factory.mktemp("ckpts")
     _scaled(d / "tiny.pt", 0, 0)
     snaps = d / "runs" / "R" / "snapshots"
@@ -35,13 +35,6 @@ def files_dir(tmp_path_factory) -> Path:
     for i, step in enumerate((10, 20, 40)):
         _scaled(snaps / f"step-{step:07d}.pt", i, step)
     return d
-
-
-@pytest.fixture()
-def work(tmp_path, monkeypatch, files_dir) -> Path:
-    os.link(files_dir / "tiny.pt", tmp_path / "tiny.pt")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _bar(table: pd.DataFrame) -> None:
@@ -97,8 +90,8 @@ def test_the_model_s_distributions_are_compare_run_s(work, capsys):
     assert t.loc["modular_regression", "ll_single"] == pytest.approx(want, abs=1e-4)
 
 
-def test_snapshots_of_a_run(work, files_dir, capsys):
-    rc = main(["mixture", "--run", str(files_dir / "runs" / "R"), "--k", "2,3", *FAST])
+def test_snapshots_of_a_run(work, ckpt_dir, capsys):
+    rc = main(["mixture", "--run", str(ckpt_dir / "runs" / "R"), "--k", "2,3", *FAST])
     assert rc == 0, capsys.readouterr().err
     out = work / "reports" / "R-mixture"
     assert {"mixture.csv", "mixture_k2.png", "mixture_k3.png", "manifest.json"} <= {p.name for p in out.iterdir()}
@@ -108,7 +101,7 @@ def test_snapshots_of_a_run(work, files_dir, capsys):
     man = json.loads((out / "manifest.json").read_text())
     assert [s["step"] for s in man["snapshots"]] == [10, 20, 40] and man["run_name"] == "R"
     # the last snapshot's rows equal a plain fit of that checkpoint
-    assert main(["mixture", "--ckpt", str(files_dir / "runs" / "R" / "snapshots" / "step-0000040.pt"), "--k", "2,3",
+    assert main(["mixture", "--ckpt", str(ckpt_dir / "runs" / "R" / "snapshots" / "step-0000040.pt"), "--k", "2,3",
                  "--tasks", "ood", "--out", "last", *FAST]) == 0
     last = pd.read_csv(work / "last" / "mixture.csv")
     pd.testing.assert_frame_equal(t[t["step"] == 40].drop(columns="step").reset_index(drop=True), last)

@@ -12,17 +12,9 @@ import pytest
 
 from compare.cli.main import main
 from compare.storage.folder import read_cells
-from model.testing import tiny_checkpoint
 
 ARGS = ["run", "--ckpt", "tiny.pt", "--k", "1..3", "--sequences", "1", "--threads", "1", "--n-boot", "30", "--quiet"]
 KEY = ["task_a", "task_b", "sequence", "k", "x", "y"]
-
-
-@pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("ckpts")
-    tiny_checkpoint(d / "tiny.pt", p=5, n_examples=8)
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +32,12 @@ def single(ckpt_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def work(tmp_path, monkeypatch, ckpt_dir) -> Path:
-    os.link(ckpt_dir / "tiny.pt", tmp_path / "tiny.pt")
-    monkeypatch.chdir(tmp_path)
+def work(work, monkeypatch) -> Path:
+    """conftest's working folder, with no rank or array variables of the machine running the tests."""
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK",
                 "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
         monkeypatch.delenv(var, raising=False)
-    return tmp_path
+    return work
 
 
 def _same_as_single(folder: Path, single: Path) -> None:
