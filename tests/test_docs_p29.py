@@ -43,6 +43,12 @@ def _summary(predictor: str) -> pd.Series:
     return s.query("split == 'ood' and k == 15 and predictor == @predictor").iloc[0]
 
 
+def _sci(x: float) -> str:
+    """How the page writes large numbers: 9.4 × 10⁶."""
+    m, e = f"{x:.1e}".split("e")
+    return f"{m} × 10" + str(int(e)).translate(str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"))
+
+
 def _plateaus() -> pd.DataFrame:
     return pd.read_csv(PLATEAUS).set_index("run")
 
@@ -124,6 +130,7 @@ def test_the_plateau_table_is_the_histories():
                "p5-d4-b200": "checkpoints/runs/plateau/p5-d4-b200.pt",
                "p7-d4-b200": "checkpoints/runs/plateau/p7-d4-b200.pt",
                "p7-d4-b400": "checkpoints/runs/plateau/p7-d4-b400.pt",
+               "p7-d4-b200-t20": "checkpoints/runs/plateau/p7-d4-b200-t20.pt",
                "X_p11_d2_w128": "checkpoints/runs/X_p11_d2_w128", "Y_p11_d2_n32": "checkpoints/runs/Y_p11_d2_n32",
                "p29-d4": "checkpoints/runs/p29-d4"}
     assert set(table.index) == set(sources)
@@ -149,7 +156,7 @@ def test_the_plateau_against_p():
     mx = statistics.mean(math.log(p) for p in ps)
     my = statistics.mean(math.log(e) for e in ex)
     pred = math.exp(my + beta * (math.log(29) - mx))
-    _say(f"a power law through the three (exponent {beta:.1f}) puts p = 29 near {pred:.1e} steps")
+    _say(f"a power law through the three (exponent {beta:.1f}) puts p = 29 near {_sci(pred)} steps")
     _say(f"grew {ex[2] / ex[1]:.0f}-fold (exponent {math.log(ex[2] / ex[1]) / math.log(11 / 7):.1f})")
     assert pred > 40_000
     # batch: the same recipe at p = 7 with batch 400
@@ -157,10 +164,17 @@ def test_the_plateau_against_p():
     assert (t.loc["p7-d4-b400", "batch"], t.loc["p7-d4-b200", "batch"]) == (400, 200)
     b200, b400 = int(t.loc["p7-d4-b200", "plateau_exit_step"]), int(t.loc["p7-d4-b400", "plateau_exit_step"])
     _say(f"left the plateau at step {b400:,} instead of {b200:,}, {b200 / b400:.1f} times fewer steps")
-    _say(f"the power law's {pred / (b200 / b400):.1e} steps is {pred / (b200 / b400) / 40_000:.0f} times the whole "
+    _say(f"the power law's {_sci(pred / (b200 / b400))} steps is {pred / (b200 / b400) / 40_000:.0f} times the whole "
          "40,000-step schedule")
     assert pred / (b200 / b400) > 40_000
-    _say(f"the run had spent {LAST['step'] / ex[2]:.1f} times the p = 11 plateau")
+    # tasks: the same recipe at p = 7 with 20 tasks instead of 40 leaves earlier, into memorization
+    t20 = t.loc["p7-d4-b200-t20"]
+    assert (t20["n_tasks"], t.loc["p7-d4-b200", "n_tasks"], t20["batch"]) == (20, 40, 200)
+    assert t20["plateau_exit_step"] < b200
+    assert classify({s: t20[f"{s}_last"] for s in SETS}) == "i.d. memorization"
+    _say(f"left it at step {int(t20['plateau_exit_step']):,} instead of {b200:,}, into memorization (last-shot "
+         f"i.d.-train {t20['id_train_last']:.2f}, i.d.-test {t20['id_test_last']:.2f} at step {int(t20['step']):,}")
+    _say(f"the run had spent {LAST['step'] / ex[2]:.1f} times the p = 11 plateau (in steps)")
 
 
 def _flops(batch: int, tokens: int, d: int, layers: int, vocab: int) -> float:
@@ -179,4 +193,4 @@ def test_gpu_and_cpu_estimates():
     _say(f"{per_step:.2f} s (median over its 250-step intervals) for {ours / 1e9:.1f} × 10⁹ FLOPs, "
          f"is {ours / per_step / 1e9:.0f} GFLOP/s on one core")
     _say(f"would take {paper * 200_000 / (ours / per_step) / 86400:,.0f} days on this CPU")
-    _say(f"{200_000 * 1536:.2e} sequences against the {LAST['step'] * 384:.2e} this run saw")
+    _say(f"{_sci(200_000 * 1536)} sequences against the {_sci(LAST['step'] * 384)} this run saw")
