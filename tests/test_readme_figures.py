@@ -166,6 +166,15 @@ FIGURES: list[tuple[str, str, list[Fig]]] = [
                 interval("d4", "ood", 8) + interval("d4-seq16", "ood", 8),
             ),
             (
+                "never left the chance plateau in {} steps | o.o.d. accuracy at k = 15 over 17 sequences "
+                "**{} [{}, {}]** (chance 0.034); with `d4.pt`'s recipe the plateau ends at step {} at p = 5, {} at "
+                "p = 7, {} at p = 11",
+                [last_metric("p29-d4", "step", fmt=",")]
+                + [summ("p29-d4-seq16", "ood", 15, "model", c, ".4f") for c in ("accuracy", "accuracy_lo", "accuracy_hi")]
+                + [Fig("reports/plateaus/runs.csv", (("run", r),), "plateau_exit_step", ",")
+                   for r in ("p5-d4-b200", "p7-d4-b200", "d4")],
+            ),
+            (
                 "o.o.d. accuracy where Ratio Matching has no answer: {} at k = 1, {} at k = 8",
                 [summ("d4-seq16", "ood", k, "ratio_matching", "model_acc_out", ".2f") for k in (1, 8)],
             ),
