@@ -79,6 +79,11 @@ def test_the_run_never_left_the_plateau_and_learned_no_phase():
     assert classify({s: LAST[s]["acc_last"] for s in SETS}) == "not learned"
     _say("phase *not learned* by the suite's rule")
     _say(f"the i.d.-train loss is {LAST['id_train']['loss']:.4f} against {LAST['id_test']['loss']:.4f} on i.d.-test")
+    first = MAIN[0]
+    gap0 = first["id_test"]["loss"] - first["id_train"]["loss"]
+    gap1 = LAST["id_test"]["loss"] - LAST["id_train"]["loss"]
+    assert gap1 > gap0
+    _say(f"did grow, from {gap0:.4f} at step 250 to {gap1:.4f}")
 
 
 def test_the_committed_state_is_the_stated_step_and_the_one_analysed():
