@@ -61,19 +61,11 @@ class AblationResult:
         files; any other folder is refused (:mod:`compare.storage.ownership`)."""
         from compare.reports.ablation import write_ablation_report
 
-        t0 = time.perf_counter()
-        out = Path(folder)
-        manifest = dict(self.manifest)
-        with files.atomic_output_dir(out, overwrite=overwrite) as tmp:
-            self.figures = write_ablation_report(tmp, self.table, manifest, self.panels, self.grid_task)
-            timings = dict(manifest.get("timings", {}))
-            timings["report_seconds"] = round(time.perf_counter() - t0, 3)
-            if "total_seconds" in timings:
-                timings["total_seconds"] = round(timings["total_seconds"] + timings["report_seconds"], 3)
-            manifest["timings"] = timings
-            files.write_manifest(tmp, manifest)
-        self.manifest = manifest
-        return out.expanduser().absolute()
+        out, self.manifest, self.figures = files.publish_report(
+            folder, self.manifest,
+            lambda tmp, m: write_ablation_report(tmp, self.table, m, self.panels, self.grid_task),
+            overwrite=overwrite, add_to_total=True)
+        return out
 
 
 def ablate(

@@ -205,18 +205,9 @@ def model_predictor(
 def base_manifest(inputs: ComparisonInputs, tool: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """The manifest keys every comparison folder carries: argv, versions, checkpoint, task
     setting, k, tasks, example sequences, seed and bootstrap."""
-    ckpt, setting = inputs.ckpt, inputs.ckpt.setting
     return {
-        "tool": tool,
-        "format": 1,
-        "argv": list(argv) if argv is not None else [],
-        "versions": package_versions(),
-        "checkpoint": checkpoint_block(inputs.ckpt_spec, inputs.path, ckpt),
-        "setting_fingerprint": setting.fingerprint(),
-        "p": setting.p,
-        "pretrain_tasks": [list(t) for t in setting.pretrain_tasks],
-        "ood_tasks": [list(t) for t in setting.ood_tasks],
-        "setting": setting.to_dict(),
+        **manifest_header(tool, inputs.ckpt_spec, inputs.path, inputs.ckpt, argv),
+        "setting": inputs.ckpt.setting.to_dict(),
         "ks": list(inputs.ks),
         "tasks_spec": inputs.tasks_spec,
         "n_tasks": int(len(inputs.tasks)),
@@ -238,6 +229,29 @@ def parse_batch_size(spec: int | str | None) -> int | None:
     if n < 1:
         raise UsageError(f"--batch-size must be >= 1, got {n}")
     return n
+
+
+def manifest_header(
+    tool: str, spec: str, path: Path | None, ckpt: Checkpoint, argv: Sequence[str] | None = None,
+    versions: dict[str, str] | None = None, *, tasks: bool = True,
+) -> dict[str, Any]:
+    """The keys every manifest starts with: the tool, its argv, package versions, the checkpoint
+    (``path``, or ``spec`` when it has none) and its task setting (with ``tasks``, the
+    pre-training and o.o.d. task lists)."""
+    setting = ckpt.setting
+    head = {
+        "tool": tool,
+        "format": 1,
+        "argv": list(argv) if argv is not None else [],
+        "versions": versions if versions is not None else package_versions(),
+        "checkpoint": checkpoint_block(spec, Path(path) if path is not None else Path(spec), ckpt),
+        "setting_fingerprint": setting.fingerprint(),
+        "p": setting.p,
+    }
+    if tasks:
+        head["pretrain_tasks"] = [list(t) for t in setting.pretrain_tasks]
+        head["ood_tasks"] = [list(t) for t in setting.ood_tasks]
+    return head
 
 
 def checkpoint_block(spec: str, path: Path, ckpt: Checkpoint) -> dict[str, Any]:

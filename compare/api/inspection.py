@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from compare.api.inputs import CheckpointLike, checkpoint_block, load, package_versions
+from compare.api.inputs import CheckpointLike, load, manifest_header
 from compare.engine.grid import build_sequences, parse_task_list
 from compare.errors import UsageError
 from compare.storage import files
@@ -144,13 +144,7 @@ def inspect_checkpoint(
     emb = embedding_pca(net, p)
     scores = score_table(shares, heads, emb, sims)
     manifest = {
-        "tool": "compare inspect",
-        "format": 1,
-        "argv": list(argv) if argv is not None else [],
-        "versions": package_versions(),
-        "checkpoint": checkpoint_block(spec, Path(ck.path) if ck.path else Path(spec), ck),
-        "setting_fingerprint": setting.fingerprint(),
-        "p": p,
+        **manifest_header("compare inspect", spec, ck.path, ck, argv, tasks=False),
         "model": {"d_model": mcfg.d_model, "n_layer": mcfg.n_layer, "n_head": mcfg.n_head},
         "task": list(the_task),
         "task_split": "ood"

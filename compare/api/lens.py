@@ -70,17 +70,9 @@ class LensResult:
         """Write ``lens.csv``, ``dla.csv``, the figures, manifest and pages atomically."""
         from compare.reports.lens import write_lens_report
 
-        t0 = time.perf_counter()
-        out = Path(folder)
-        manifest = dict(self.manifest)
-        with files.atomic_output_dir(out) as tmp:
-            self.figures = write_lens_report(tmp, self.table, self.dla, manifest)
-            timings = dict(manifest.get("timings", {}))
-            timings["report_seconds"] = round(time.perf_counter() - t0, 3)
-            manifest["timings"] = timings
-            files.write_manifest(tmp, manifest)
-        self.manifest = manifest
-        return out.expanduser().absolute()
+        out, self.manifest, self.figures = files.publish_report(
+            folder, self.manifest, lambda tmp, m: write_lens_report(tmp, self.table, self.dla, m))
+        return out
 
 
 def lens(

@@ -91,17 +91,9 @@ class MixtureResult:
         """Write ``mixture.csv``, the figures, manifest and pages atomically."""
         from compare.reports.mixture import write_mixture_report
 
-        t0 = time.perf_counter()
-        out = Path(folder)
-        manifest = dict(self.manifest)
-        with files.atomic_output_dir(out) as tmp:
-            self.figures = write_mixture_report(tmp, self.table, manifest)
-            timings = dict(manifest.get("timings", {}))
-            timings["report_seconds"] = round(time.perf_counter() - t0, 3)
-            manifest["timings"] = timings
-            files.write_manifest(tmp, manifest)
-        self.manifest = manifest
-        return out.expanduser().absolute()
+        out, self.manifest, self.figures = files.publish_report(
+            folder, self.manifest, lambda tmp, m: write_mixture_report(tmp, self.table, m))
+        return out
 
 
 def _check_epsilon(epsilon: float) -> float:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from compare.api.inputs import CheckpointLike, checkpoint_block, load, package_versions, parse_batch_size, solvers
+from compare.api.inputs import CheckpointLike, load, manifest_header, parse_batch_size, solvers
 from compare.engine.grid import check_ks, parse_k, select_tasks, task_splits
 from compare.engine.patching import (
     ALGORITHMS,
@@ -85,17 +85,9 @@ class PatchResult:
         """Write ``patching.csv``, ``prompts.csv``, ``patched.parquet``, heatmaps, manifest and pages atomically."""
         from compare.reports.patching import write_patching_report
 
-        t0 = time.perf_counter()
-        out = Path(folder)
-        manifest = dict(self.manifest)
-        with files.atomic_output_dir(out) as tmp:
-            self.figures = write_patching_report(tmp, self.table, self.prompts, self.patched, manifest)
-            timings = dict(manifest.get("timings", {}))
-            timings["report_seconds"] = round(time.perf_counter() - t0, 3)
-            manifest["timings"] = timings
-            files.write_manifest(tmp, manifest)
-        self.manifest = manifest
-        return out.expanduser().absolute()
+        out, self.manifest, self.figures = files.publish_report(
+            folder, self.manifest, lambda tmp, m: write_patching_report(tmp, self.table, self.prompts, self.patched, m))
+        return out
 
 
 def _ks(k: int | str | Iterable[int]) -> tuple[int, ...]:
@@ -218,15 +210,7 @@ def patch(
     t_table = time.perf_counter() - t0
     n_patches = len(sites) * len(pos_names) * len(ks)
     manifest = {
-        "tool": "compare patch",
-        "format": 1,
-        "argv": list(argv) if argv is not None else [],
-        "versions": package_versions(),
-        "checkpoint": checkpoint_block(spec, Path(ck.path) if ck.path is not None else Path(spec), ck),
-        "setting_fingerprint": setting.fingerprint(),
-        "p": p,
-        "pretrain_tasks": [list(t) for t in setting.pretrain_tasks],
-        "ood_tasks": [list(t) for t in setting.ood_tasks],
+        **manifest_header("compare patch", spec, ck.path, ck, argv),
         "ks": list(ks),
         "tasks_spec": tasks_spec,
         "n_tasks": int(len(task_array)),

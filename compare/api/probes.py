@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from compare.api.inputs import CheckpointLike, checkpoint_block, load, package_versions
+from compare.api.inputs import CheckpointLike, load, manifest_header, package_versions
 from compare.engine.grid import check_ks, parse_k, select_tasks, task_splits
 from compare.errors import InputError, UsageError
 from compare.storage import files
@@ -95,17 +95,9 @@ class ProbeResult:
         """Write ``probes.csv``, ``prompts.csv``, the heatmaps, manifest and pages atomically."""
         from compare.reports.probes import write_probe_report
 
-        t0 = time.perf_counter()
-        out = Path(folder)
-        manifest = dict(self.manifest)
-        with files.atomic_output_dir(out) as tmp:
-            self.figures = write_probe_report(tmp, self.table, self.prompts, manifest)
-            timings = dict(manifest.get("timings", {}))
-            timings["report_seconds"] = round(time.perf_counter() - t0, 3)
-            manifest["timings"] = timings
-            files.write_manifest(tmp, manifest)
-        self.manifest = manifest
-        return out.expanduser().absolute()
+        out, self.manifest, self.figures = files.publish_report(
+            folder, self.manifest, lambda tmp, m: write_probe_report(tmp, self.table, self.prompts, m))
+        return out
 
 
 def _names(spec: str | Sequence[str], known: Sequence[str], flag: str) -> list[str]:
@@ -244,15 +236,8 @@ def probe(
     prompts_df = pd.concat(prompt_parts, ignore_index=True)
     model_acc = {str(kk): float((g["model"] == g["answer"]).mean()) for kk, g in prompts_df.groupby("k")}
     manifest = {
-        "tool": "compare probe",
-        "format": 1,
-        "argv": list(argv) if argv is not None else [],
-        "versions": {**package_versions(), "scikit-learn": _sklearn_version()},
-        "checkpoint": checkpoint_block(spec, Path(ck.path) if ck.path is not None else Path(spec), ck),
-        "setting_fingerprint": setting.fingerprint(),
-        "p": p,
-        "pretrain_tasks": [list(t) for t in setting.pretrain_tasks],
-        "ood_tasks": [list(t) for t in setting.ood_tasks],
+        **manifest_header("compare probe", spec, ck.path, ck, argv,
+                          {**package_versions(), "scikit-learn": _sklearn_version()}),
         "ks": list(ks),
         "tasks_spec": tasks_spec,
         "n_tasks": int(len(task_array)),

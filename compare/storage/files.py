@@ -30,7 +30,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,32 @@ def make_temp_dir(target: Path) -> Path:
     raise FileExistsError(f"no free temporary name beside {target}")
 
 
+def publish_report(
+    folder: str | os.PathLike,
+    manifest: dict,
+    write: Callable[[Path, dict], list[str]],
+    *,
+    overwrite: bool | None = None,
+    add_to_total: bool = False,
+) -> tuple[Path, dict, list[str]]:
+    """Write a report folder whole or not at all: ``write(tmp, manifest)`` fills a temporary
+    folder (:func:`atomic_output_dir`) and returns its figures; the manifest gets
+    ``timings["report_seconds"]`` (added to ``total_seconds`` too with ``add_to_total``) and is
+    written beside them. Returns (the folder's absolute path, the manifest, the figures)."""
+    t0 = time.perf_counter()
+    out = Path(folder)
+    manifest = dict(manifest)
+    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+        figures = write(tmp, manifest)
+        timings = dict(manifest.get("timings", {}))
+        timings["report_seconds"] = round(time.perf_counter() - t0, 3)
+        if add_to_total and "total_seconds" in timings:
+            timings["total_seconds"] = round(timings["total_seconds"] + timings["report_seconds"], 3)
+        manifest["timings"] = timings
+        write_manifest(tmp, manifest)
+    return out.expanduser().absolute(), manifest, figures
+
+
 def _remove_created(created: list[Path]) -> None:
     for d in reversed(created):
         with contextlib.suppress(OSError):
@@ -220,13 +247,7 @@ def replace_manifest(folder: Path, manifest: dict, *, files: Iterable[str] | Non
             manifest["files"] = on_disk["files"]
         else:
             manifest.pop("files", None)
-    tmp = folder / temps.temp_name(MANIFEST)
-    try:
-        write_manifest_to(tmp, manifest)
-        os.replace(tmp, Path(folder) / MANIFEST)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(folder / MANIFEST, lambda tmp: write_manifest_to(tmp, manifest))
 
 
 def _jsonable(obj):
