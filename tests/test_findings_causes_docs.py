@@ -10,14 +10,16 @@ tests/test_probe_mixture_docs.py.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from docs_testing import cell as _cell
+from docs_testing import manifest as _manifest
+from docs_testing import pct
+from docs_testing import read_csv as _csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "docs/findings-causes.md"
@@ -25,30 +27,6 @@ MODELS = ("d2", "d4-p7", "d4")
 LAYERS = {"d2": 2, "d4-p7": 4, "d4": 4}
 TOOLS = ("lens", "patch-task", "patch-example-line", "probe", "mixture")
 K = 8
-
-
-@cache
-def _csv(file: str) -> pd.DataFrame:
-    return pd.read_csv(ROOT / file)
-
-
-@cache
-def _manifest(folder: str) -> dict:
-    return json.loads((ROOT / folder / "manifest.json").read_text())
-
-
-def _cell(file: str, column: str, **where) -> float:
-    t = _csv(file)
-    mask = pd.Series(True, index=t.index)
-    for col, val in where.items():
-        mask &= t[col] == val
-    rows = t.loc[mask, column]
-    assert len(rows) == 1, f"{file}: {where} selects {len(rows)} rows"
-    return float(rows.iloc[0])
-
-
-def pct(v: float) -> str:
-    return f"{100 * v:.1f}"
 
 
 def num(v: float, fmt: str) -> str:

@@ -11,38 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from docs_testing import cell as _cell
+from docs_testing import last_json as _json
+from docs_testing import pct
+from docs_testing import read_csv as _csv
 
 ROOT = Path(__file__).resolve().parents[1]
 LENS, PATCH = "docs/lens.md", "docs/patching.md"
-
-
-@cache
-def _csv(file: str) -> pd.DataFrame:
-    return pd.read_csv(ROOT / file)
-
-
-@cache
-def _json(file: str) -> dict:
-    return json.loads((ROOT / file).read_text().strip().splitlines()[-1])
-
-
-def _cell(file: str, column: str, **where) -> float:
-    t = _csv(file)
-    mask = pd.Series(True, index=t.index)
-    for col, val in where.items():
-        mask &= t[col] == val
-    rows = t.loc[mask, column]
-    assert len(rows) == 1, f"{file}: {where} selects {len(rows)} rows"
-    return float(rows.iloc[0])
-
-
-def pct(v: float) -> str:
-    return f"{100 * v:.1f}"
 
 
 def lens(layer: int, split: str, predictor: str, column: str) -> Callable[[], str]:
