@@ -45,8 +45,10 @@ def write_phase_report(folder: str | os.PathLike, table: pd.DataFrame, threshold
 
 
 # ---------------------------------------------------------------------- training runs
-def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
-    """runs.csv, runs.md, ood_test_over_steps_*.png, plateaus.png and per-run curves for a set of runs."""
+def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> list[str]:
+    """runs.csv, runs.md, ood_test_over_steps_*.png, plateaus.png and per-run curves for a set of
+    runs, written into ``folder`` (``compare runs`` gives it a fresh temporary folder through
+    :func:`compare.storage.files.publish_report`); returns the figures' names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,5 +94,5 @@ def write_training_report(folder: str | os.PathLike, runs: list[dict]) -> Path:
         lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
     lines += [""] + [f"![{f}]({f})" for f in figures] + [""]
     atomic_write_text(folder / "runs.md", "\n".join(lines))
-    return folder
+    return figures
 

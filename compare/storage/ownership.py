@@ -150,6 +150,8 @@ def _subject(manifest: dict) -> tuple[str, Any]:
     tool = manifest.get("tool")
     if tool == "compare run":
         return "configuration", manifest.get("config_hash")
+    if tool == "compare runs":
+        return "runs", manifest.get("runs")
     if tool == "compare trajectory":
         if manifest.get("run_identity"):
             return "run", manifest["run_identity"]
@@ -159,7 +161,8 @@ def _subject(manifest: dict) -> tuple[str, Any]:
 
 def same_subject(old: dict, new: dict) -> bool:
     """Whether two manifests of one command are about the same subject: the same configuration
-    (``compare run``), training run (``compare trajectory``) or checkpoint (the others)."""
+    (``compare run``), training run (``compare trajectory``), list of runs (``compare runs``) or
+    checkpoint (the others)."""
     kind_a, a = _subject(old)
     kind_b, b = _subject(new)
     if kind_a == kind_b == "run_dir" or {kind_a, kind_b} == {"run", "run_dir"}:
@@ -179,6 +182,8 @@ def describe(manifest: dict) -> str:
         about = f"of checkpoint {name}" + (f" (sha256 {str(value)[:12]}…)" if value else "")
     elif kind == "configuration":
         about = f"of configuration {str(value)[:12]}…" if value else "of an unknown configuration"
+    elif kind == "runs":
+        about = f"of runs {', '.join(value or [])[:80]}"
     else:
         about = f"of run {manifest.get('run_dir', '?')}"
     return f"the `{tool}` report {about}"

@@ -63,3 +63,24 @@ def test_bundled_checkpoints_by_name(tmp_path, capsys):
     assert (table.plateau_exit_step > 0).all() and (table.min_train_loss < table.chance_loss - 0.1).all()
     assert main(["runs", "nope.pt", "--out", str(out)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_a_folder_the_suite_did_not_write_is_refused_and_kept(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "runs.csv").write_text("my table\n")
+    assert main(["runs", "d2.pt", "--out", str(mine)]) == 2
+    assert "refusing to replace" in capsys.readouterr().err
+    assert (mine / "runs.csv").read_text() == "my table\n" and len(list(mine.iterdir())) == 1
+
+
+def test_a_rerun_replaces_only_the_suites_files(tmp_path, capsys):
+    out = tmp_path / "table"
+    assert main(["runs", "d2.pt", "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("keep")
+    assert main(["runs", "d2.pt", "--out", str(out)]) == 0  # the same runs: replaced in place
+    assert main(["runs", "d4.pt", "--out", str(out)]) == 2  # other runs: only with --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["runs", "d4.pt", "--out", str(out), "--overwrite"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "notes.txt" in names and "curves_d4.png" in names and "curves_d2.png" not in names
